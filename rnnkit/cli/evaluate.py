@@ -1,0 +1,55 @@
+"""`rnnkit evaluate`: a run on the test or validation split -> metrics table + reports/."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from rnnkit.cli.common import ArtifactsOption, friendly_errors, paths_for
+
+
+@friendly_errors
+def evaluate(
+    run: Annotated[Optional[str], typer.Option(help="Run name. Default: the latest run.")] = None,
+    split: Annotated[str, typer.Option(help="test or val.")] = "test",
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Also print every evaluated run side by side.")] = False,
+    artifacts: ArtifactsOption = None,
+):
+    """Loss, accuracy, precision, recall, F1 (binary); micro/macro F1, subset accuracy (multi-label)."""
+    from rich.table import Table
+
+    from rnnkit.console import console
+    from rnnkit.training.evaluate import all_reports
+    from rnnkit.training.evaluate import evaluate as run_evaluation
+
+    from rnnkit.training.trainer import configure_threads
+
+    configure_threads(threads)
+    paths = paths_for(artifacts)
+    report = run_evaluation(paths, run=run, split=split, which=checkpoint, device=device)
+    table = Table(title=f"{report['run']} ({report['model']}, epoch {report['epoch']}) on {split}: "
+                        f"{report['examples']:,} examples")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in report["metrics"].items():
+        table.add_row(key, f"{value:.4f}")
+    console.print(table)
+    if "confusion_matrix" in report:
+        (tn, fp), (fn, tp) = report["confusion_matrix"]
+        console.print(f"confusion matrix (rows true, columns predicted; {', '.join(report['label_names'])}): "
+                      f"[[{tn}, {fp}], [{fn}, {tp}]]")
+    console.print(f"report -> {report['report_path']}")
+    if compare:
+        reports = all_reports(paths, split)
+        keys = list(report["metrics"])
+        cmp = Table(title=f"runs on {split}")
+        for col in ["run", "model", "epoch", *keys]:
+            cmp.add_column(col, justify="left" if col in ("run", "model") else "right")
+        for r in sorted(reports, key=lambda r: r["metrics"].get(keys[1], 0), reverse=True):
+            cmp.add_row(r["run"], r["model"], str(r["epoch"]),
+                        *(f"{r['metrics'].get(k, float('nan')):.4f}" for k in keys))
+        console.print(cmp)

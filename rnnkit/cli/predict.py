@@ -1,0 +1,49 @@
+"""`rnnkit predict`: label and probability for new texts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from rnnkit.cli.common import ArtifactsOption, friendly_errors, paths_for
+
+
+@friendly_errors
+def predict(
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify; '-' reads stdin.")] = None,
+    file: Annotated[Optional[str], typer.Option("--file", "-f", help="One text per line; '-' for stdin.")] = None,
+    run: Annotated[Optional[str], typer.Option(help="Run name. Default: the latest run.")] = None,
+    threshold: Annotated[float, typer.Option(help="Probability from which a label is predicted.")] = 0.5,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per text.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    artifacts: ArtifactsOption = None,
+):
+    """Classify texts with a trained run (its checkpoint carries model and tokenizer)."""
+    import json
+    import sys
+
+    from rnnkit.predict import Predictor, read_texts
+
+    from rnnkit.training.trainer import configure_threads
+
+    configure_threads(threads)
+    items = read_texts(texts or [], file)
+    predictor = Predictor.from_run(paths_for(artifacts), run, device=device)
+    results = predictor.predict(items, threshold=threshold, batch_size=batch_size)
+    out = sys.stdout
+    for r in results:
+        if json_output:
+            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+        elif "label" in r:
+            out.write(f"{r['label']}\t{r['probability']:.4f}\t{_short(r['text'])}\n")
+        else:
+            labels = ", ".join(f"{x['label']} {x['probability']:.4f}" for x in r["labels"]) or "(none)"
+            out.write(f"{labels}\t{_short(r['text'])}\n")
+
+
+def _short(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

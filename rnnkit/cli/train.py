@@ -1,0 +1,49 @@
+"""`rnnkit train`: dataset.pt -> artifacts/checkpoints/<run>/."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from rnnkit.cli.common import ArtifactsOption, friendly_errors, paths_for
+
+
+@friendly_errors
+def train(
+    model: Annotated[str, typer.Option(help="Model name (see `rnnkit models`).")] = "bilstm-pool",
+    embedding_dim: Annotated[int, typer.Option(help="Embedding size.")] = 128,
+    hidden_dim: Annotated[int, typer.Option(help="Hidden size (per direction).")] = 128,
+    layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = 1,
+    bidirectional: Annotated[bool, typer.Option("--bidirectional", help="Both directions, where optional.")] = False,
+    dropout: Annotated[float, typer.Option(help="Dropout before the classifier and between layers.")] = 0.5,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 0.0,
+    batch_size: Annotated[int, typer.Option(help="Examples per batch.")] = 64,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 5,
+    patience: Annotated[int, typer.Option(help="Stop after N epochs without a lower val loss (0: never).")] = 3,
+    clip: Annotated[float, typer.Option(help="Max gradient norm (0: no clipping).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for weights and batch order.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bf16 on CPU, fp16 on CUDA).")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    name: Annotated[Optional[str], typer.Option(help="Run name. Default: <model>-<date>-<time>.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing run of this --name.")] = False,
+    artifacts: ArtifactsOption = None,
+):
+    """Train a model; keep best.pt (lowest val loss), last.pt, metrics.jsonl and curves.png."""
+    from rnnkit.console import console
+    from rnnkit.training.trainer import TrainOptions
+    from rnnkit.training.trainer import train as run_training
+
+    options = TrainOptions(model=model, embedding_dim=embedding_dim, hidden_dim=hidden_dim, layers=layers,
+                           bidirectional=bidirectional, dropout=dropout, lr=lr, weight_decay=weight_decay,
+                           batch_size=batch_size, epochs=epochs, patience=patience, clip=clip, seed=seed,
+                           device=device, threads=threads, amp=amp, compile=compile)
+    result = run_training(paths_for(artifacts), options, name=name, force=force)
+    best = result.best
+    metric = "val_accuracy" if "val_accuracy" in best else "val_micro_f1"
+    console.print(f"run {result.run}: best epoch {result.best_epoch}/{result.epochs_run}, val loss "
+                  f"{best['val_loss']:.4f}, {metric} {best[metric]:.4f}, {result.seconds_per_epoch:.1f} s/epoch "
+                  f"-> {result.run_dir}/")

@@ -1,0 +1,34 @@
+"""The configuration every model is built from: plain data, stored in each checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int  # rows of the embedding table, from the tokenizer
+    num_outputs: int  # logits: 1 for binary, one per label for multi-label
+    embedding_dim: int = 128  # the notebooks' default
+    hidden_dim: int = 128  # per direction for recurrent models
+    layers: int = 1  # stacked recurrent layers; dropout is applied between them
+    bidirectional: bool = False  # models named bi* force this on
+    dropout: float = 0.5  # before the classifier head (and between stacked layers)
+    pad_id: int = 0  # embedding row kept at zero and never updated
+    kernel_sizes: tuple[int, ...] = (3, 4, 5)  # cnn only: one convolution per width
+    channels: int = 100  # cnn only: feature maps per kernel width
+    extra: dict[str, Any] = field(default_factory=dict)  # model-specific options
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kernel_sizes"] = list(self.kernel_sizes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "kernel_sizes" in kwargs:
+            kwargs["kernel_sizes"] = tuple(kwargs["kernel_sizes"])
+        return cls(**kwargs)

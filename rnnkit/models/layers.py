@@ -1,0 +1,120 @@
+"""Pieces shared by several model families: masks, pooling, ragged recurrence, the head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """(batch, width) bool mask, True at real (non-padding) positions."""
+    positions = torch.arange(width, device=lengths.device)
+    return positions.unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def pack(x: torch.Tensor, lengths: torch.Tensor):
+    """Pack a padded (batch, time, features) tensor (lengths moved to the CPU, as packing wants).
+
+    Prefer RaggedRNN on the CPU: PyTorch's packed backward pass is quadratic for ragged batches.
+    """
+    return pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+
+
+def unpack(packed, width: int) -> torch.Tensor:
+    out, _ = pad_packed_sequence(packed, batch_first=True, total_length=width)
+    return out
+
+
+def final_hidden(h_n: torch.Tensor, bidirectional: bool) -> torch.Tensor:
+    """The top layer's final state from nn.RNN-style h_n (layers*dirs, batch, hidden).
+
+    For a bidirectional network: the forward direction's state after the last real token
+    and the backward direction's state after the first token, concatenated.
+    """
+    if bidirectional:
+        return torch.cat([h_n[-2], h_n[-1]], dim=-1)
+    return h_n[-1]
+
+
+def masked_mean_max(outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and max over real time steps only, concatenated: (batch, 2 * features)."""
+    m = mask.unsqueeze(-1).to(outputs.dtype)
+    mean = (outputs * m).sum(1) / m.sum(1).clamp_min(1.0)
+    # Padding gets the lowest value its dtype holds, so it never wins the max.
+    filled = outputs.masked_fill(~mask.unsqueeze(-1), torch.finfo(outputs.dtype).min)
+    return torch.cat([mean, filled.max(1).values], dim=-1)
+
+
+def gather_last(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """outputs[b, lengths[b] - 1]: each sequence's output at its last real token."""
+    index = (lengths - 1).clamp_min(0).to(outputs.device).view(-1, 1, 1)
+    return outputs.gather(1, index.expand(-1, 1, outputs.size(-1))).squeeze(1)
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of a padded (batch, time, ...) tensor within its own length.
+
+    Padding stays where it is (at the end), so a forward pass over the result reads each
+    sequence backwards from its last real token. Applying it twice gives `x` back.
+    """
+    batch, width = x.shape[:2]
+    steps = torch.arange(width, device=x.device).unsqueeze(0).expand(batch, width)
+    source = lengths.to(x.device).unsqueeze(1) - 1 - steps
+    source = torch.where(source >= 0, source, steps)  # padding positions map to themselves
+    index = source.view(batch, width, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+class RaggedRNN(nn.Module):
+    """nn.LSTM / nn.GRU layers over a padded batch of ragged sequences, without packing.
+
+    Why not `pack_padded_sequence`: on the CPU, PyTorch's backward pass through a packed
+    LSTM whose lengths differ within the batch grows quadratically with length (measured:
+    14 s against 0.33 s for a 64 x 300 batch, see BENCHMARKS.md). Here every layer runs on
+    the padded tensor instead, which is exact because
+      * the forward direction's output at step t depends only on steps <= t, so outputs at
+        real positions never see the padding that follows them;
+      * the backward direction runs forward over each sequence reversed within its own
+        length (padding stays at the end), and its outputs are reversed back.
+    Outputs at padding positions are set to zero, as `pad_packed_sequence` would give.
+    Final states are the outputs at each sequence's last real step (forward) and at its
+    first step (backward), laid out like nn.LSTM's h_n: (layers * directions, batch, hidden).
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, *, layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0):
+        super().__init__()
+        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.directions = 2 if bidirectional else 1
+        self.hidden_size = hidden_size
+        self.layers = nn.ModuleList()
+        for layer in range(layers):
+            size = input_size if layer == 0 else hidden_size * self.directions
+            self.layers.append(nn.ModuleList(
+                rnn_cls(size, hidden_size, batch_first=True) for _ in range(self.directions)))
+        self.dropout = nn.Dropout(dropout)  # between layers, as nn.LSTM's dropout argument
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = lengths.to(x.device)
+        mask = length_mask(lengths, x.size(1)).unsqueeze(-1).to(x.dtype)
+        finals = []
+        for depth, directions in enumerate(self.layers):
+            if depth > 0:
+                x = self.dropout(x)
+            forward_out, _ = directions[0](x)
+            outputs = [forward_out]
+            finals.append(gather_last(forward_out, lengths))
+            if self.directions == 2:
+                backward_rev, _ = directions[1](reverse_padded(x, lengths))
+                outputs.append(reverse_padded(backward_rev, lengths))
+                finals.append(gather_last(backward_rev, lengths))
+            x = torch.cat(outputs, dim=-1) * mask
+        return x, torch.stack(finals)
+
+
+class Head(nn.Sequential):
+    """Dropout then a linear layer to the logits."""
+
+    def __init__(self, in_features: int, num_outputs: int, dropout: float):
+        super().__init__(nn.Dropout(dropout), nn.Linear(in_features, num_outputs))

@@ -1,0 +1,103 @@
+"""Checkpoints: everything needed to rebuild a model and predict, as plain data + tensors.
+
+    checkpoints/<run>/best.pt        model at the lowest validation loss
+    checkpoints/<run>/last.pt        model after the last epoch
+    checkpoints/<run>/state.pt       optimizer, epoch and RNG state (kept apart from weights)
+    checkpoints/<run>/metrics.jsonl  one line per epoch
+    checkpoints/<run>/curves.png     loss and accuracy per epoch, train and val
+
+A model checkpoint holds: format version, model name, config (plain dict), state_dict,
+task, label names, the tokenizer (its JSON text, so predict needs nothing else, plus the
+sha256 of the tokenizer.json it came from) and the sha256 of the dataset.pt it was trained
+on. All of it loads with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rnnkit.artifacts import CHECKPOINT_FORMAT, ArtifactPaths, Manifest, check_format, torch_load, torch_save
+from rnnkit.errors import RnnkitError
+
+TRAIN_FIX = "run `rnnkit train` first"
+
+
+def model_payload(model, *, name: str, config, task: str, label_names: list[str],
+                  tokenizer_json: str, tokenizer_sha256: str, dataset_sha256: str,
+                  epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
+    state = model.state_dict()
+    # torch.compile wraps a model; its state_dict keys gain a prefix that a plain model lacks.
+    state = {k.removeprefix("_orig_mod."): v.detach().cpu() for k, v in state.items()}
+    return {
+        "format_version": CHECKPOINT_FORMAT,
+        "model": name,
+        "config": config.to_dict(),
+        "state_dict": state,
+        "task": task,
+        "label_names": list(label_names),
+        "tokenizer_json": tokenizer_json,
+        "tokenizer_sha256": tokenizer_sha256,
+        "dataset_sha256": dataset_sha256,
+        "epoch": epoch,
+        "metrics": dict(metrics),
+    }
+
+
+def save(path: Path, payload: dict[str, Any]) -> None:
+    torch_save(path, payload)
+
+
+def load(path: Path) -> dict[str, Any]:
+    fix = "train the run again with `rnnkit train --force`"
+    data = torch_load(path, what="checkpoint", fix=TRAIN_FIX if not Path(path).exists() else fix)
+    if not isinstance(data, dict):
+        raise RnnkitError(f"{path} is not an rnnkit checkpoint — {fix}")
+    check_format(data.get("format_version"), CHECKPOINT_FORMAT, path, fix)
+    return data
+
+
+def rebuild(checkpoint: dict[str, Any]):
+    """The model of a checkpoint, with its weights, in eval mode."""
+    from rnnkit.models import ModelConfig, build_model
+
+    model = build_model(checkpoint["model"], ModelConfig.from_dict(checkpoint["config"]))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
+
+
+def tokenizer_of(checkpoint: dict[str, Any]):
+    from rnnkit.text.base import Tokenizer
+
+    return Tokenizer._from_json_text(checkpoint["tokenizer_json"])
+
+
+def run_names(paths: ArtifactPaths) -> list[str]:
+    """Finished runs, oldest first (by the time their `train` record was written)."""
+    manifest = Manifest(paths)
+    runs = []
+    for key, entry in manifest.stages.items():
+        if key.startswith("train/") and (paths.run_dir(key[6:]) / "best.pt").exists():
+            runs.append((entry.get("time", ""), key[6:]))
+    return [name for _, name in sorted(runs)]
+
+
+def resolve_run(paths: ArtifactPaths, name: str | None) -> str:
+    """The named run, or the latest one."""
+    runs = run_names(paths)
+    if name is None:
+        if not runs:
+            raise RnnkitError(f"no trained run in {paths.checkpoints}/ — {TRAIN_FIX}")
+        return runs[-1]
+    if name not in runs:
+        known = ", ".join(runs[-8:]) or "none"
+        raise RnnkitError(f"no run named {name!r} in {paths.checkpoints}/ (runs: {known}) — pass --run NAME")
+    return name
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,88 @@
+"""The `evaluate` stage: a run's checkpoint on the test (or validation) split -> a report.
+
+    reports/<run>-<split>.json    every metric, the confusion matrix / per-label F1
+    reports/<run>-<split>.png     confusion matrix (binary)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rnnkit.artifacts import ArtifactPaths, Manifest, write_json
+from rnnkit.errors import RnnkitError
+from rnnkit.training import checkpoints
+
+SPLIT_CHOICES = ("test", "val")
+
+
+def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test",
+             which: str = "best", device: str = "auto", batch_size: int = 256) -> dict[str, Any]:
+    from rnnkit.plots import confusion_matrix
+    from rnnkit.text.dataset import load_dataset
+    from rnnkit.training.trainer import metrics_from_logits, predict_logits, resolve_device
+
+    if split not in SPLIT_CHOICES:
+        raise RnnkitError(f"--split {split!r} — use test or val")
+    if which not in ("best", "last"):
+        raise RnnkitError(f"--checkpoint {which!r} — use best or last")
+    manifest = Manifest(paths)
+    run = checkpoints.resolve_run(paths, run)
+    checkpoint_path = paths.run_dir(run) / f"{which}.pt"
+    manifest.verify([checkpoint_path], produced_by=f"train/{run}", rerun=f"rnnkit train --name {run} --force")
+    hashes = manifest.verify([paths.dataset], produced_by="tokenize", rerun="rnnkit tokenize")
+    ckpt = checkpoints.load(checkpoint_path)
+    if ckpt["dataset_sha256"] != hashes[paths.rel(paths.dataset)]:
+        raise RnnkitError(
+            f"run {run!r} was trained on another dataset.pt than the one in {paths.root}/ (it was re-tokenized "
+            f"since) — train a new run on it with `rnnkit train`, or evaluate a run trained after the last tokenize"
+        )
+    data = load_dataset(paths, manifest=manifest, check_lineage=False)
+    dev = resolve_device(device)
+    model = checkpoints.rebuild(ckpt).to(dev)
+    x, lengths, y = data[f"X_{split}"], data[f"lengths_{split}"], data[f"y_{split}"]
+    logits = predict_logits(model, x, lengths, batch_size=batch_size, device=dev)
+    metrics = metrics_from_logits(logits, y, ckpt["task"])
+    probs = logits.sigmoid().numpy().reshape(y.shape)
+    targets = y.numpy().astype(int)
+    report: dict[str, Any] = {
+        "run": run, "model": ckpt["model"], "checkpoint": which, "epoch": ckpt["epoch"], "split": split,
+        "task": ckpt["task"], "examples": int(len(y)), "label_names": ckpt["label_names"], "metrics": metrics,
+    }
+    stem = paths.reports / f"{run}-{split}"
+    outputs = [stem.with_suffix(".json")]
+    if ckpt["task"] == "binary":
+        from sklearn.metrics import confusion_matrix as sk_confusion
+
+        matrix = sk_confusion(targets, (probs >= 0.5).astype(int), labels=[0, 1])
+        report["confusion_matrix"] = matrix.tolist()
+        confusion_matrix(matrix, ckpt["label_names"], stem.with_suffix(".png"),
+                         title=f"{run} on {split} (acc {metrics['accuracy']:.4f})")
+        outputs.append(stem.with_suffix(".png"))
+    else:
+        from sklearn.metrics import f1_score
+
+        per_label = f1_score(targets, (probs >= 0.5).astype(int), average=None, zero_division=0)
+        support = targets.sum(axis=0)
+        report["per_label"] = {name: {"f1": float(f), "support": int(s)}
+                               for name, f, s in zip(ckpt["label_names"], per_label, support)}
+    write_json(outputs[0], report)
+    manifest.record(f"evaluate/{run}/{split}", params={"run": run, "split": split, "checkpoint": which},
+                    input_hashes={**hashes, **manifest.hashes([checkpoint_path])}, outputs=outputs)
+    report["report_path"] = str(outputs[0])
+    return report
+
+
+def all_reports(paths: ArtifactPaths, split: str = "test") -> list[dict]:
+    """Every saved report for `split`, for the comparison table."""
+    import json
+
+    reports = []
+    for path in sorted(Path(paths.reports).glob(f"*-{split}.json")):
+        try:
+            report = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if report.get("split") == split:
+            reports.append(report)
+    return reports

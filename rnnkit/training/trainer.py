@@ -1,0 +1,365 @@
+"""The `train` stage and the training loop it shares with `tune`.
+
+`fit` is the loop: Adam, BCEWithLogits, gradient-norm clipping, early stopping on
+validation loss, optional mixed precision; it knows nothing about files. `train` wraps it
+for the CLI: it checks the dataset's lineage, writes the run folder atomically (the run is
+built in `checkpoints/.<name>.partial/` and renamed into place when done, so an existing
+run is never replaced by a half-finished one) and records the run in the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnnkit.artifacts import ArtifactPaths, Manifest, sha256_file, write_text
+from rnnkit.errors import RnnkitError
+from rnnkit.training import checkpoints
+from rnnkit.training.metrics import RunningScore, compute_metrics, headline
+
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass
+class TrainOptions:
+    model: str = "bilstm-pool"  # a name from `rnnkit models`
+    embedding_dim: int = 128
+    hidden_dim: int = 128  # per direction
+    layers: int = 1
+    bidirectional: bool = False  # for models where it is optional
+    dropout: float = 0.5
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 5
+    patience: int = 3  # stop after this many epochs without a lower val loss; 0: never
+    clip: float = 1.0  # max gradient norm; 0: no clipping
+    seed: int = 0
+    device: str = "auto"  # auto (cuda when available), cpu, cuda
+    threads: int | None = None  # CPU threads; None: torch's default / OMP_NUM_THREADS
+    amp: bool = False  # mixed precision: bfloat16 on CPU, float16 + grad scaling on CUDA
+    compile: bool = False  # torch.compile the model
+    kernel_sizes: tuple[int, ...] = (3, 4, 5)  # cnn
+    channels: int = 100  # cnn
+
+    def check(self) -> None:
+        for flag, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1),
+                                 ("--embedding-dim", self.embedding_dim, 1),
+                                 ("--hidden-dim", self.hidden_dim, 1), ("--layers", self.layers, 1),
+                                 ("--patience", self.patience, 0)):
+            if value < low:
+                raise RnnkitError(f"{flag} {value} must be at least {low}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise RnnkitError(f"--dropout {self.dropout} must be in [0, 1), e.g. 0.5")
+        if self.lr <= 0:
+            raise RnnkitError(f"--lr {self.lr} must be positive, e.g. 1e-3")
+        if self.clip < 0:
+            raise RnnkitError(f"--clip {self.clip} must be >= 0 (0 turns clipping off)")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise RnnkitError(f"--device {self.device!r} — use auto, cpu or cuda")
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)  # one dict per epoch
+    best_epoch: int = 0
+    stopped_early: bool = False
+    seconds_per_epoch: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    run: str
+    run_dir: Path
+    best_epoch: int
+    best: dict[str, float]
+    epochs_run: int
+    seconds_per_epoch: float
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RnnkitError("--device cuda but no CUDA GPU is visible to torch — use --device cpu or auto")
+    return torch.device(name)
+
+
+def configure_threads(threads: int | None) -> None:
+    """Honour --threads; otherwise leave torch's default (which follows OMP_NUM_THREADS)."""
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise RnnkitError(f"--threads {threads} must be at least 1")
+        torch.set_num_threads(threads)
+
+
+def autocast(device, enabled: bool):
+    import contextlib
+
+    import torch
+
+    if not enabled:
+        return contextlib.nullcontext()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def predict_logits(model, x, lengths, *, batch_size: int = 256, device=None, amp: bool = False):
+    """Logits for every row of (x, lengths), in row order, batched longest-first."""
+    import torch
+
+    from rnnkit.training.batching import sorted_order
+
+    device = device or next(model.parameters()).device
+    out = None
+    model.eval()
+    with torch.inference_mode(), autocast(device, amp):
+        for index in sorted_order(lengths, batch_size):
+            batch_lengths = lengths[index]
+            ids = x[index, : int(batch_lengths.max())].to(device, non_blocking=True)
+            logits = model(ids, batch_lengths).float().cpu()
+            if out is None:
+                out = torch.empty((len(lengths), logits.size(1)), dtype=torch.float32)
+            out[index] = logits
+    return out
+
+
+def evaluate_split(model, x, lengths, y, task: str, *, batch_size: int = 256, device=None,
+                   amp: bool = False) -> dict[str, float]:
+    logits = predict_logits(model, x, lengths, batch_size=batch_size, device=device, amp=amp)
+    return metrics_from_logits(logits, y, task)
+
+
+def metrics_from_logits(logits, y, task: str) -> dict[str, float]:
+    """BCE loss and the task's metrics (see training.metrics) from logits and targets."""
+    import torch.nn.functional as F
+
+    loss = float(F.binary_cross_entropy_with_logits(logits, y.view(len(y), -1)))
+    return {"loss": loss, **compute_metrics(task, logits.sigmoid().numpy().reshape(y.shape), y.numpy())}
+
+
+def fit(model, data: dict, options: TrainOptions, *, device,
+        on_epoch_end: Callable[[int, dict], None] | None = None,
+        on_best: Callable[[int, dict], None] | None = None,
+        progress: bool = True) -> FitResult:
+    """Train `model` on data["X_train"...], validating on data["X_val"...] after each epoch.
+
+    `on_epoch_end(epoch, record)` runs after every epoch (tuning reports to Optuna there and
+    may raise to prune); `on_best(epoch, record)` when validation loss reaches a new low.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from rnnkit.console import err_console, training_progress
+    from rnnkit.training.batching import bucketed_order, iterate
+
+    task = data["task"]
+    metric = headline(task)
+    x, lengths, y = data["X_train"], data["lengths_train"], data["y_train"]
+    generator = torch.Generator().manual_seed(options.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    use_scaler = options.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+    step_model = torch.compile(model) if options.compile else model
+
+    result = FitResult()
+    best_loss = float("inf")
+    stale = 0
+    times = []
+    n_batches = (len(lengths) + options.batch_size - 1) // options.batch_size
+    with training_progress() as bar:
+        for epoch in range(1, options.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            task_id = bar.add_task(f"epoch {epoch}/{options.epochs}", total=n_batches, stats="")
+            total_loss = seen = 0.0
+            score = RunningScore(task)
+            for i, batch in enumerate(iterate(x, lengths, y, bucketed_order(lengths, options.batch_size,
+                                                                             generator=generator))):
+                ids = batch.ids.to(device, non_blocking=True)
+                targets = batch.labels.to(device, non_blocking=True).view(len(batch.labels), -1)
+                with autocast(device, options.amp):
+                    logits = step_model(ids, batch.lengths)
+                loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
+                if options.clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                n = len(batch.lengths)
+                total_loss += float(loss.detach()) * n
+                score.update(logits.detach().float(), targets)
+                seen += n
+                if i % 5 == 0 or i == n_batches - 1:
+                    bar.update(task_id, completed=i + 1,
+                               stats=f"loss {total_loss / seen:.4f}  {metric} {score.value:.4f}")
+            train_seconds = time.perf_counter() - started
+            val = evaluate_split(model, data["X_val"], data["lengths_val"], data["y_val"], task,
+                                 device=device, amp=options.amp)
+            record = {"epoch": epoch, "train_loss": total_loss / seen, f"train_{metric}": score.value,
+                      **{f"val_{k}": v for k, v in val.items()},
+                      "train_seconds": round(train_seconds, 2),
+                      "epoch_seconds": round(time.perf_counter() - started, 2)}
+            times.append(train_seconds)
+            result.history.append(record)
+            improved = val["loss"] < best_loss
+            bar.update(task_id, stats=f"loss {record['train_loss']:.4f}  val_loss {val['loss']:.4f}  "
+                                      f"val_{metric} {val[metric]:.4f}{'  *best' if improved else ''}")
+            if improved:
+                best_loss = val["loss"]
+                result.best_epoch = epoch
+                stale = 0
+                if on_best:
+                    on_best(epoch, record)
+            else:
+                stale += 1
+            if on_epoch_end:
+                on_epoch_end(epoch, record)
+            if options.patience and stale >= options.patience and epoch < options.epochs:
+                err_console.print(f"early stop: val loss has not improved for {stale} epochs")
+                result.stopped_early = True
+                break
+    result.seconds_per_epoch = sum(times) / len(times)
+    return result
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = None,
+          force: bool = False) -> TrainResult:
+    import torch
+
+    from rnnkit.console import err_console
+    from rnnkit.models import ModelConfig, build_model, get_spec
+    from rnnkit.text.dataset import load_dataset, load_word2idx
+
+    options.check()
+    get_spec(options.model)  # unknown model: fail before any work
+    manifest = Manifest(paths)
+    input_hashes = manifest.verify([paths.dataset, paths.tokenizer, paths.word2idx], produced_by="tokenize",
+                                   rerun="rnnkit tokenize")
+    name = _run_name(paths, name, options.model, force)
+    data = load_dataset(paths, manifest=manifest, check_lineage=False)
+    vocab = load_word2idx(paths)
+    if len(vocab) != int(data["vocab_size"]):
+        raise RnnkitError(f"{paths.word2idx} has {len(vocab):,} words but dataset.pt was encoded with "
+                          f"{int(data['vocab_size']):,} — re-run `rnnkit tokenize --force`")
+    tokenizer_json = paths.tokenizer.read_text(encoding="utf-8")
+
+    configure_threads(options.threads)
+    device = resolve_device(options.device)
+    torch.manual_seed(options.seed)
+    num_outputs = 1 if data["task"] == "binary" else len(data["label_names"])
+    config = ModelConfig(vocab_size=int(data["vocab_size"]), num_outputs=num_outputs,
+                         embedding_dim=options.embedding_dim, hidden_dim=options.hidden_dim,
+                         layers=options.layers, bidirectional=options.bidirectional,
+                         dropout=options.dropout, pad_id=int(data["pad_id"]),
+                         kernel_sizes=tuple(options.kernel_sizes), channels=options.channels)
+    model = build_model(options.model, config).to(device)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    err_console.print(f"run [bold]{name}[/]: {options.model}, {n_params:,} parameters, "
+                      f"{len(data['y_train']):,} train / {len(data['y_val']):,} val, device {device}")
+
+    final_dir = paths.run_dir(name)
+    work_dir = paths.checkpoints / f".{name}.partial"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    dataset_sha = input_hashes[paths.rel(paths.dataset)]
+
+    def payload(epoch: int, record: dict) -> dict:
+        return checkpoints.model_payload(
+            model, name=options.model, config=config, task=data["task"], label_names=data["label_names"],
+            tokenizer_json=tokenizer_json, tokenizer_sha256=input_hashes[paths.rel(paths.tokenizer)],
+            dataset_sha256=dataset_sha, epoch=epoch, metrics=record)
+
+    def on_best(epoch: int, record: dict) -> None:
+        checkpoints.save(work_dir / "best.pt", payload(epoch, record))
+
+    history: list[dict] = []
+
+    def on_epoch_end(epoch: int, record: dict) -> None:
+        history.append(record)
+        checkpoints.save(work_dir / "last.pt", payload(epoch, record))
+        write_text(work_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+
+    try:
+        result = fit(model, data, options, device=device, on_epoch_end=on_epoch_end, on_best=on_best)
+    except BaseException:
+        if (work_dir / "best.pt").exists() and history:
+            _finish_run(paths, manifest, work_dir, final_dir, name, options, config, input_hashes,
+                        history, data["task"], interrupted=True)
+            err_console.print(f"interrupted: kept the {len(history)} finished epoch(s) in {final_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    _finish_run(paths, manifest, work_dir, final_dir, name, options, config, input_hashes,
+                history, data["task"], interrupted=False)
+    best = result.history[result.best_epoch - 1]
+    return TrainResult(name, final_dir, result.best_epoch, best, len(result.history), result.seconds_per_epoch)
+
+
+def _finish_run(paths, manifest, work_dir: Path, final_dir: Path, name: str, options: TrainOptions,
+                config, input_hashes, history, task: str, *, interrupted: bool) -> None:
+    from rnnkit.plots import training_curves
+
+    training_curves(history, work_dir / "curves.png", metric=headline(task),
+                    title=f"{name} ({options.model})")
+    # Swap the finished run into place; an older run of the same name (--force) goes last.
+    old = paths.checkpoints / f".{name}.old"
+    if final_dir.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final_dir.rename(old)
+    work_dir.rename(final_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    outputs = [final_dir / f for f in ("best.pt", "last.pt", "metrics.jsonl", "curves.png")]
+    params = {**asdict(options), "model_config": config.to_dict(), "interrupted": interrupted}
+    manifest.record(f"train/{name}", params=params, outputs=outputs, input_hashes=input_hashes)
+
+
+def _run_name(paths: ArtifactPaths, name: str | None, model: str, force: bool) -> str:
+    if name is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = f"{model}-{stamp}"
+        suffix = 2
+        while paths.run_dir(name).exists():
+            name = f"{model}-{stamp}-{suffix}"
+            suffix += 1
+        return name
+    if not _RUN_NAME.match(name):
+        raise RnnkitError(f"--name {name!r} — use letters, digits, '.', '_' and '-' (e.g. bilstm-pool-lr3e-4)")
+    if paths.run_dir(name).exists() and not force:
+        raise RnnkitError(f"run {name!r} already exists in {paths.checkpoints}/ — pick another --name, "
+                          f"or pass --force to replace it once the new run has finished")
+    return name
+
+
+def run_summary(result: TrainResult) -> dict[str, Any]:
+    return {"run": result.run, "best_epoch": result.best_epoch, **result.best,
+            "seconds_per_epoch": round(result.seconds_per_epoch, 2)}
+

@@ -1,0 +1,93 @@
+"""Bad input: one clear line naming the problem and the fix, non-zero exit, no traceback,
+nothing written."""
+
+import pickle
+
+import pytest
+import torch
+
+from support import TINY_TRAIN, run_cli, snapshot
+from rnnkit.artifacts import Manifest, artifact_paths
+
+
+def fails_cleanly(args, root, *, match: str, input=None):
+    before = snapshot(root)
+    result = run_cli([*args, "--artifacts", root], input=input)
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert match in lines[0], lines[0]
+    assert snapshot(root) == before, "the failed command wrote files"
+    return lines[0]
+
+
+def test_predict_without_artifacts(tmp_path):
+    fails_cleanly(["predict", "great film"], tmp_path / "a", match="run `rnnkit train` first")
+
+
+def test_train_without_artifacts(tmp_path):
+    fails_cleanly(["train"], tmp_path / "a", match="run `rnnkit tokenize` first")
+
+
+def test_source_that_does_not_exist(tmp_path):
+    fails_cleanly(["prepare", "imdb", "--source", tmp_path / "nope.tar.gz"], tmp_path / "a",
+                  match="--sample")
+
+
+def test_source_that_is_not_aclimdb(tmp_path):
+    bogus = tmp_path / "bogus.tar.gz"
+    bogus.write_bytes(b"plain bytes, not gzip")
+    fails_cleanly(["prepare", "imdb", "--source", bogus], tmp_path / "a", match="--source")
+
+
+def test_csv_missing_the_named_column(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("review,label\ngood,pos\nbad,neg\n")
+    fails_cleanly(["prepare", "csv", path], tmp_path / "a", match="no column 'text'")
+
+
+@pytest.mark.parametrize("texts", [["great film", "   "], [""]])
+def test_empty_text(pipeline_copy, texts):
+    fails_cleanly(["predict", *texts], pipeline_copy, match="is empty")
+
+
+def test_truncated_dataset(pipeline_copy):
+    path = pipeline_copy / "dataset.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    fails_cleanly(TINY_TRAIN, pipeline_copy, match="re-run `rnnkit tokenize`")
+
+
+def test_tampered_dataset_even_when_it_still_loads(pipeline_copy):
+    path = pipeline_copy / "dataset.pt"
+    data = torch.load(path, weights_only=True)
+    data["y_train"] = 1 - data["y_train"]  # a loadable file with flipped labels
+    torch.save(data, path)
+    fails_cleanly(TINY_TRAIN, pipeline_copy, match="does not match")
+    fails_cleanly(["evaluate"], pipeline_copy, match="does not match")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+def test_word2idx_whose_pickle_would_run_code(pipeline_copy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = pipeline_copy / "word2idx.pkl"
+    path.write_bytes(pickle.dumps({"<PAD>": 0, "evil": _RunsCode()}))
+    fails_cleanly(TINY_TRAIN, pipeline_copy, match="word2idx.pkl")  # caught by lineage
+    # Even when the manifest is forged to match, the restricted unpickler refuses it.
+    paths = artifact_paths(pipeline_copy)
+    manifest = Manifest(paths)
+    manifest.stages["tokenize"]["outputs"]["word2idx.pkl"] = __import__("rnnkit.artifacts").artifacts.sha256_file(path)
+    __import__("rnnkit.artifacts").artifacts.write_json(paths.manifest, manifest.data)
+    line = fails_cleanly(TINY_TRAIN, pipeline_copy, match="will not be loaded")
+    assert "system" in line
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_unknown_model_lists_the_choices(pipeline_copy):
+    fails_cleanly(["train", "--model", "transformer"], pipeline_copy, match="choose one of")

@@ -1,0 +1,72 @@
+"""One tiny end-to-end run of every stage through the CLI, on the embedded sample."""
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from support import TINY_TOKENIZE, ok, run_cli
+from rnnkit.text.dataset import load_word2idx
+
+
+def test_stages_write_their_artifacts(trained_pipeline):
+    root = trained_pipeline
+    data = torch.load(root / "dataset.pt", weights_only=True)
+    for split, n in (("train", 2100), ("val", 900), ("test", 1000)):
+        assert data[f"X_{split}"].shape == (n, 64) and data[f"y_{split}"].shape == (n,)
+        assert int(data[f"lengths_{split}"].max()) <= 64
+    word2idx = load_word2idx(__import__("rnnkit.artifacts").artifacts.artifact_paths(root))
+    assert word2idx["<PAD>"] == 0 and word2idx["<UNK>"] == 1 and len(word2idx) == int(data["vocab_size"])
+    run = root / "checkpoints" / "tiny"
+    assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", "curves.png"}
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["epoch"] == 1 and 0.0 <= record["val_accuracy"] <= 1.0
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert {"prepare", "tokenize", "train/tiny"} <= set(manifest["stages"])
+
+
+def test_second_tokenize_is_up_to_date(pipeline_copy):
+    result = ok([*TINY_TOKENIZE, "--artifacts", pipeline_copy])
+    assert "up to date" in result.output
+
+
+def test_evaluate_reports_binary_metrics(pipeline_copy):
+    result = ok(["evaluate", "--artifacts", pipeline_copy])
+    report = json.loads((pipeline_copy / "reports" / "tiny-test.json").read_text())
+    assert set(report["metrics"]) == {"loss", "accuracy", "precision", "recall", "f1"}
+    assert report["examples"] == 1000 and sum(map(sum, report["confusion_matrix"])) == 1000
+    assert "accuracy" in result.output and (pipeline_copy / "reports" / "tiny-test.png").exists()
+
+
+def test_predict_text_json_and_stdin_agree(pipeline_copy):
+    texts = ["great film", "a dull, boring waste of time"]
+    plain = ok(["predict", *texts, "--artifacts", pipeline_copy]).output.strip().splitlines()
+    assert [line.split("\t")[0] in ("pos", "neg") for line in plain] == [True, True]
+    as_json = [json.loads(x) for x in ok(["predict", *texts, "--json", "--artifacts", pipeline_copy])
+               .output.strip().splitlines()]
+    from_stdin = [json.loads(x) for x in ok(["predict", "-", "--json", "--artifacts", pipeline_copy],
+                                            input="\n".join(texts) + "\n").output.strip().splitlines()]
+    assert as_json == from_stdin
+    for line, obj in zip(plain, as_json):
+        assert line.split("\t")[0] == obj["label"]
+        assert abs(obj["probabilities"]["pos"] + obj["probabilities"]["neg"] - 1) < 1e-6
+        assert obj["probability"] >= 0.5
+
+
+def test_training_an_existing_run_name_needs_force(pipeline_copy):
+    before = (pipeline_copy / "checkpoints" / "tiny" / "best.pt").read_bytes()
+    result = run_cli(["train", "--name", "tiny", "--epochs", "1", "--artifacts", pipeline_copy])
+    assert result.exit_code != 0 and "--force" in result.output
+    assert (pipeline_copy / "checkpoints" / "tiny" / "best.pt").read_bytes() == before
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom rnnkit.cli import app\n"
+            "for args in (['--help'], ['train', '--help'], ['prepare', 'imdb', '--help']):\n"
+            "    try:\n        app(args)\n    except SystemExit:\n        pass\n"
+            "heavy = [m for m in ('torch', 'pandas', 'gensim', 'optuna', 'sklearn') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out

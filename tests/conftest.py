@@ -1,0 +1,48 @@
+"""Shared fixtures: small real corpora built from the embedded sample, and a tiny trained run.
+
+Session-scoped fixtures build each artifact once; tests that change artifacts work on a copy
+(`pipeline_copy`) so that they never disturb each other.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from support import SAMPLE, TINY_TOKENIZE, TINY_TRAIN, ok, write_aclimdb
+
+from rnnkit.artifacts import artifact_paths
+
+
+@pytest.fixture(scope="session")
+def sample_frame() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE, sep="\t", keep_default_na=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_aclimdb(tmp_path_factory, sample_frame) -> Path:
+    return write_aclimdb(tmp_path_factory.mktemp("corpus"), sample_frame, per_folder=20, unsup=5)
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(tmp_path_factory) -> Path:
+    """prepare --sample, tokenize and one tiny training run, once per test session."""
+    root = tmp_path_factory.mktemp("artifacts")
+    ok(["prepare", "imdb", "--sample", "--artifacts", root])
+    ok([*TINY_TOKENIZE, "--artifacts", root])
+    ok([*TINY_TRAIN, "--name", "tiny", "--artifacts", root])
+    return root
+
+
+@pytest.fixture
+def pipeline_copy(trained_pipeline, tmp_path) -> Path:
+    root = tmp_path / "artifacts"
+    shutil.copytree(trained_pipeline, root)
+    return root
+
+
+@pytest.fixture
+def paths(tmp_path):
+    return artifact_paths(tmp_path / "artifacts")

@@ -184,7 +184,7 @@ class _PlainDataUnpickler(pickle.Unpickler):
     Any reference to a class or function — the way a malicious pickle runs code — is refused.
     """
 
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle's hook
+    def find_class(self, module: str, name: str):
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
 
 

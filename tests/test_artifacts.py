@@ -10,10 +10,9 @@ from rnnkit.errors import RnnkitError
 def test_atomic_write_leaves_target_untouched_when_writer_fails(tmp_path):
     target = tmp_path / "out.json"
     write_json(target, {"v": 1})
-    with pytest.raises(ZeroDivisionError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            1 / 0
+    with pytest.raises(ZeroDivisionError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise ZeroDivisionError("the writer failed half-way")
     assert target.read_text().strip().startswith("{") and '"v": 1' in target.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temporary file left
 

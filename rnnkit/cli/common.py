@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from rnnkit.errors import RnnkitError
 
 ArtifactsOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--artifacts", envvar="RNNKIT_ARTIFACTS", help="Artifacts folder.", show_default="artifacts"),
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Run even when the outputs are up to date.")]
 
 
-def paths_for(root: Optional[Path]):
+def paths_for(root: Path | None):
     from rnnkit.artifacts import artifact_paths
 
     return artifact_paths(root)

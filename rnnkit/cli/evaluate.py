@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,11 +11,11 @@ from rnnkit.cli.common import ArtifactsOption, friendly_errors, paths_for
 
 @friendly_errors
 def evaluate(
-    run: Annotated[Optional[str], typer.Option(help="Run name. Default: the latest run.")] = None,
+    run: Annotated[str | None, typer.Option(help="Run name. Default: the latest run.")] = None,
     split: Annotated[str, typer.Option(help="test or val.")] = "test",
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
     compare: Annotated[bool, typer.Option("--compare", help="Also print every evaluated run side by side.")] = False,
     artifacts: ArtifactsOption = None,
 ):
@@ -25,7 +25,6 @@ def evaluate(
     from rnnkit.console import console
     from rnnkit.training.evaluate import all_reports
     from rnnkit.training.evaluate import evaluate as run_evaluation
-
     from rnnkit.training.trainer import configure_threads
 
     configure_threads(threads)

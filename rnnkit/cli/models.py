@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ def models(
     embedding_dim: Annotated[int, typer.Option(help="Embedding size.")] = 128,
     hidden_dim: Annotated[int, typer.Option(help="Hidden size.")] = 128,
     layers: Annotated[int, typer.Option(help="Stacked layers.")] = 1,
-    vocab_size: Annotated[Optional[int], typer.Option(help="Vocabulary size. Default: from dataset.pt, "
+    vocab_size: Annotated[int | None, typer.Option(help="Vocabulary size. Default: from dataset.pt, "
                                                       "else 20000.")] = None,
     artifacts: ArtifactsOption = None,
 ):

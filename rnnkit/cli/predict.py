@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,14 +11,14 @@ from rnnkit.cli.common import ArtifactsOption, friendly_errors, paths_for
 
 @friendly_errors
 def predict(
-    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify; '-' reads stdin.")] = None,
-    file: Annotated[Optional[str], typer.Option("--file", "-f", help="One text per line; '-' for stdin.")] = None,
-    run: Annotated[Optional[str], typer.Option(help="Run name. Default: the latest run.")] = None,
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify; '-' reads stdin.")] = None,
+    file: Annotated[str | None, typer.Option("--file", "-f", help="One text per line; '-' for stdin.")] = None,
+    run: Annotated[str | None, typer.Option(help="Run name. Default: the latest run.")] = None,
     threshold: Annotated[float, typer.Option(help="Probability from which a label is predicted.")] = 0.5,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per text.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 256,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
     artifacts: ArtifactsOption = None,
 ):
     """Classify texts with a trained run (its checkpoint carries model and tokenizer)."""
@@ -26,7 +26,6 @@ def predict(
     import sys
 
     from rnnkit.predict import Predictor, read_texts
-
     from rnnkit.training.trainer import configure_threads
 
     configure_threads(threads)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,7 @@ app = typer.Typer(help="Split a corpus into train/val/test in artifacts/prepared
 @app.command("imdb")
 @friendly_errors
 def imdb(
-    source: Annotated[Optional[Path], typer.Option(help="aclImdb_v1.tar.gz or an extracted aclImdb/ folder. "
+    source: Annotated[Path | None, typer.Option(help="aclImdb_v1.tar.gz or an extracted aclImdb/ folder. "
                                                   "Default: the download cache, else download it.")] = None,
     sample: Annotated[bool, typer.Option("--sample", help="Use the 4,000-review sample shipped in data/.")] = False,
     val_size: Annotated[float, typer.Option(help="Fraction of the official train reviews kept for validation.")] = 0.3,
@@ -38,10 +38,10 @@ def csv(
     path: Annotated[Path, typer.Argument(help="A CSV or TSV file (.gz is fine).")],
     text_col: Annotated[str, typer.Option(help="Column with the text.")] = "text",
     label_col: Annotated[str, typer.Option(help="Column with the label(s).")] = "label",
-    sep: Annotated[Optional[str], typer.Option(help="Field separator. Default: tab for .tsv, else comma.")] = None,
+    sep: Annotated[str | None, typer.Option(help="Field separator. Default: tab for .tsv, else comma.")] = None,
     multi_label: Annotated[bool, typer.Option("--multi-label", help="Each row has several labels.")] = False,
     label_sep: Annotated[str, typer.Option(help="Separator between labels with --multi-label.")] = ", ",
-    split_col: Annotated[Optional[str], typer.Option(help="Column with train/val/test per row.")] = None,
+    split_col: Annotated[str | None, typer.Option(help="Column with train/val/test per row.")] = None,
     test_size: Annotated[float, typer.Option(help="Test fraction when there is no --split-col.")] = 0.2,
     val_size: Annotated[float, typer.Option(help="Validation fraction of what remains for training.")] = 0.1,
     split_seed: Annotated[int, typer.Option(help="Seed of the splits.")] = 0,

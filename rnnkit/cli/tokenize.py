@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,7 +12,7 @@ from rnnkit.cli.common import ArtifactsOption, ForceOption, friendly_errors, pat
 @friendly_errors
 def tokenize(
     tokenizer: Annotated[str, typer.Option(help="word (gensim vocabulary) or bpe (byte-pair encoding).")] = "word",
-    vocab_size: Annotated[Optional[int], typer.Option(help="Vocabulary size. Default: 20000 word, 30000 bpe.")] = None,
+    vocab_size: Annotated[int | None, typer.Option(help="Vocabulary size. Default: 20000 word, 30000 bpe.")] = None,
     min_df: Annotated[int, typer.Option(help="word: keep words in at least this many documents.")] = 2,
     max_df: Annotated[float, typer.Option(help="word: drop words in more than this fraction of documents.")] = 0.9,
     stop_words: Annotated[bool, typer.Option("--stop-words", help="word: drop English stop words "

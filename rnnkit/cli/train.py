@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,10 +25,10 @@ def train(
     clip: Annotated[float, typer.Option(help="Max gradient norm (0: no clipping).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed for weights and batch order.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bf16 on CPU, fp16 on CUDA).")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
-    name: Annotated[Optional[str], typer.Option(help="Run name. Default: <model>-<date>-<time>.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name. Default: <model>-<date>-<time>.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run of this --name.")] = False,
     artifacts: ArtifactsOption = None,
 ):

@@ -14,7 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnkit.artifacts import PREPARED_FORMAT, ArtifactPaths, Manifest, read_json, write_json, write_with
+from rnnkit.artifacts import (
+    PREPARED_FORMAT,
+    ArtifactPaths,
+    Manifest,
+    read_json,
+    write_json,
+    write_with,
+)
 from rnnkit.errors import RnnkitError
 
 SPLITS = ("train", "val", "test")
@@ -185,7 +192,8 @@ def prepare_csv(
     data = pd.DataFrame({"text": texts.to_numpy(), "label": labels})
 
     if split_col is not None:
-        split_values = frame[split_col].str.strip().str.lower().replace({"valid": "val", "validation": "val", "dev": "val"})
+        aliases = {"valid": "val", "validation": "val", "dev": "val"}
+        split_values = frame[split_col].str.strip().str.lower().replace(aliases)
         unknown = sorted(set(split_values) - set(SPLITS))
         if unknown:
             raise RnnkitError(
@@ -194,7 +202,8 @@ def prepare_csv(
             )
         data["split"] = split_values.to_numpy()
         if not (data["split"] == "test").any():
-            raise RnnkitError(f"column {split_col!r} of {path} marks no row as test — add test rows or drop --split-col")
+            raise RnnkitError(
+                f"column {split_col!r} of {path} marks no row as test — add test rows or drop --split-col")
         train_full = data[data["split"] != "test"]
         test = data[data["split"] == "test"]
         if (train_full["split"] == "val").any():

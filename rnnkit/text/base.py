@@ -116,9 +116,14 @@ class Tokenizer(ABC):
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         """Text from ids."""
 
-    def _pieces_to_ids(self, pieces: list[str]) -> list[int]:
+    def _text_ids(self, text: str) -> list[int]:
+        """Ids of `text` without special tokens or truncation.
+
+        A subclass may override this with a faster path that skips the string pieces
+        (BPE does: its cache maps words straight to ids).
+        """
         index = self._index
-        return [index.get(p, UNK_ID) for p in pieces]
+        return [index.get(p, UNK_ID) for p in self.tokenize(text)]
 
     # ------------------------------------------------------------------ encoding
     def ids(self, text: str, *, max_length: int | None = None, truncation: bool = True) -> list[int]:
@@ -126,7 +131,7 @@ class Tokenizer(ABC):
 
         `max_length` defaults to the tokenizer's own; it counts the special tokens.
         """
-        body = self._pieces_to_ids(self.tokenize(text))
+        body = self._text_ids(text)
         limit = self.max_length if max_length is None else max_length
         if truncation and limit:
             room = limit - (self.bos_id is not None) - (self.eos_id is not None)

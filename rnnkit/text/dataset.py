@@ -69,6 +69,7 @@ class TokenizeResult:
 
 
 def tokenize_dataset(paths: ArtifactPaths, options: TokenizeOptions, *, force: bool = False) -> TokenizeResult:
+    import numpy as np
     import torch
 
     from rnnkit.console import err_console, training_progress
@@ -112,7 +113,10 @@ def tokenize_dataset(paths: ArtifactPaths, options: TokenizeOptions, *, force: b
             x[i, : len(r)] = torch.tensor(r, dtype=torch.int64)
         data[f"X_{split}"] = x
         data[f"lengths_{split}"] = torch.tensor([len(r) for r in rows], dtype=torch.int64)
-        data[f"y_{split}"] = torch.tensor(splits[split]["label"].tolist(), dtype=torch.float32)
+        labels = splits[split]["label"]
+        # Multi-label rows are arrays; stacking them first avoids a slow per-row conversion.
+        stacked = np.stack(labels.to_numpy()) if data["task"] == "multilabel" else labels.to_numpy()
+        data[f"y_{split}"] = torch.from_numpy(np.asarray(stacked, dtype=np.float32))
 
     torch_save(paths.dataset, data)
     write_bytes(paths.word2idx, pickle.dumps(tokenizer.get_vocab(), protocol=4))

@@ -18,7 +18,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rnnkit.artifacts import CHECKPOINT_FORMAT, ArtifactPaths, Manifest, check_format, torch_load, torch_save
+from rnnkit.artifacts import (
+    CHECKPOINT_FORMAT,
+    ArtifactPaths,
+    Manifest,
+    check_format,
+    torch_load,
+    torch_save,
+)
 from rnnkit.errors import RnnkitError
 
 TRAIN_FIX = "run `rnnkit train` first"

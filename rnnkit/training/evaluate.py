@@ -47,7 +47,7 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
     targets = y.numpy().astype(int)
     report: dict[str, Any] = {
         "run": run, "model": ckpt["model"], "checkpoint": which, "epoch": ckpt["epoch"], "split": split,
-        "task": ckpt["task"], "examples": int(len(y)), "label_names": ckpt["label_names"], "metrics": metrics,
+        "task": ckpt["task"], "examples": len(y), "label_names": ckpt["label_names"], "metrics": metrics,
     }
     stem = paths.reports / f"{run}-{split}"
     outputs = [stem.with_suffix(".json")]

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnkit.artifacts import ArtifactPaths, Manifest, sha256_file, write_text
+from rnnkit.artifacts import ArtifactPaths, Manifest, write_text
 from rnnkit.errors import RnnkitError
 from rnnkit.training import checkpoints
 from rnnkit.training.metrics import RunningScore, compute_metrics, headline

@@ -5,8 +5,8 @@ import pickle
 
 import pytest
 import torch
-
 from support import TINY_TRAIN, run_cli, snapshot
+
 from rnnkit.artifacts import Manifest, artifact_paths
 
 

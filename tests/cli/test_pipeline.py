@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import torch
-
 from support import TINY_TOKENIZE, ok, run_cli
+
 from rnnkit.text.dataset import load_word2idx
 
 

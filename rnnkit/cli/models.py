@@ -12,7 +12,8 @@ from rnnkit.cli.common import ArtifactsOption, friendly_errors, paths_for
 @friendly_errors
 def models(
     embedding_dim: Annotated[int, typer.Option(help="Embedding size.")] = 128,
-    hidden_dim: Annotated[int, typer.Option(help="Hidden size.")] = 128,
+    hidden_dim: Annotated[str, typer.Option(help="Hidden size, or match:MODEL[@SIZE] / budget:PARAMS "
+                                            "(sized per model to equal non-embedding parameters).")] = "128",
     layers: Annotated[int, typer.Option(help="Stacked layers.")] = 1,
     vocab_size: Annotated[int | None, typer.Option(help="Vocabulary size. Default: from dataset.pt, "
                                                       "else 20000.")] = None,
@@ -24,6 +25,7 @@ def models(
     from rnnkit.console import console
     from rnnkit.models import ModelConfig, build_model, model_names
     from rnnkit.models.registry import get_spec
+    from rnnkit.models.sizing import resolve_hidden_dim
 
     paths = paths_for(artifacts)
     outputs = 1
@@ -37,12 +39,14 @@ def models(
             outputs = 1 if data["task"] == "binary" else len(data["label_names"])
     table = Table(title=f"models (vocabulary {vocab_size:,}, embedding {embedding_dim}, hidden {hidden_dim}, "
                         f"layers {layers})")
-    for col in ("name", "description", "parameters", "without embedding"):
-        table.add_column(col, justify="right" if "param" in col or "without" in col else "left")
+    for col in ("name", "description", "hidden", "parameters", "without embedding"):
+        table.add_column(col, justify="left" if col in ("name", "description") else "right")
     for name in model_names():
-        model = build_model(name, ModelConfig(vocab_size=vocab_size, num_outputs=outputs,
-                                              embedding_dim=embedding_dim, hidden_dim=hidden_dim, layers=layers))
+        config = ModelConfig(vocab_size=vocab_size, num_outputs=outputs, embedding_dim=embedding_dim,
+                             layers=layers)
+        config.hidden_dim = resolve_hidden_dim(hidden_dim, name, config)
+        model = build_model(name, config)
         total = sum(p.numel() for p in model.parameters() if p.requires_grad)
         embedding = vocab_size * embedding_dim
-        table.add_row(name, get_spec(name).description, f"{total:,}", f"{total - embedding:,}")
+        table.add_row(name, get_spec(name).description, str(config.hidden_dim), f"{total:,}", f"{total - embedding:,}")
     console.print(table)

@@ -13,7 +13,8 @@ from rnnkit.cli.common import ArtifactsOption, friendly_errors, paths_for
 def train(
     model: Annotated[str, typer.Option(help="Model name (see `rnnkit models`).")] = "bilstm-pool",
     embedding_dim: Annotated[int, typer.Option(help="Embedding size.")] = 128,
-    hidden_dim: Annotated[int, typer.Option(help="Hidden size (per direction).")] = 128,
+    hidden_dim: Annotated[str, typer.Option(help="Hidden size per direction, or match:MODEL[@SIZE] / "
+                                            "budget:PARAMS to size it to a parameter budget.")] = "128",
     layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = 1,
     bidirectional: Annotated[bool, typer.Option("--bidirectional", help="Both directions, where optional.")] = False,
     dropout: Annotated[float, typer.Option(help="Dropout before the classifier and between layers.")] = 0.5,

@@ -54,12 +54,12 @@ class BiLSTMPool(nn.Module):
         return self.head(masked_mean_max(outputs, length_mask(lengths.to(ids.device), ids.size(1))))
 
 
-@register("lstm", "nn.LSTM over packed sequences, last hidden state")
+@register("lstm", "nn.LSTM, hidden state at the last real token")
 def build_lstm(config: ModelConfig) -> nn.Module:
     return PackedRNNClassifier(config, "lstm")
 
 
-@register("gru", "nn.GRU over packed sequences, last hidden state")
+@register("gru", "nn.GRU, hidden state at the last real token")
 def build_gru(config: ModelConfig) -> nn.Module:
     return PackedRNNClassifier(config, "gru")
 

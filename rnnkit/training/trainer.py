@@ -31,7 +31,7 @@ _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 class TrainOptions:
     model: str = "bilstm-pool"  # a name from `rnnkit models`
     embedding_dim: int = 128
-    hidden_dim: int = 128  # per direction
+    hidden_dim: int | str = 128  # per direction; or match:MODEL / budget:N (models/sizing.py)
     layers: int = 1
     bidirectional: bool = False  # for models where it is optional
     dropout: float = 0.5
@@ -52,7 +52,7 @@ class TrainOptions:
     def check(self) -> None:
         for flag, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1),
                                  ("--embedding-dim", self.embedding_dim, 1),
-                                 ("--hidden-dim", self.hidden_dim, 1), ("--layers", self.layers, 1),
+                                 ("--layers", self.layers, 1),
                                  ("--patience", self.patience, 0)):
             if value < low:
                 raise RnnkitError(f"{flag} {value} must be at least {low}")
@@ -228,8 +228,11 @@ def fit(model, data: dict, options: TrainOptions, *, device,
             times.append(train_seconds)
             result.history.append(record)
             improved = val["loss"] < best_loss
-            bar.update(task_id, stats=f"loss {record['train_loss']:.4f}  val_loss {val['loss']:.4f}  "
-                                      f"val_{metric} {val[metric]:.4f}{'  *best' if improved else ''}")
+            summary = (f"loss {record['train_loss']:.4f}  val_loss {val['loss']:.4f}  "
+                       f"val_{metric} {val[metric]:.4f}{'  *best' if improved else ''}")
+            bar.update(task_id, stats=summary)
+            if not err_console.is_terminal:  # logs: rich draws bars only at the end there
+                err_console.print(f"epoch {epoch}/{options.epochs}: {summary}  ({train_seconds:.1f} s)")
             if improved:
                 best_loss = val["loss"]
                 result.best_epoch = epoch
@@ -257,6 +260,7 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
 
     from rnnkit.console import err_console
     from rnnkit.models import ModelConfig, build_model, get_spec
+    from rnnkit.models.sizing import resolve_hidden_dim
     from rnnkit.text.dataset import load_dataset, load_word2idx
 
     options.check()
@@ -277,13 +281,14 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
     torch.manual_seed(options.seed)
     num_outputs = 1 if data["task"] == "binary" else len(data["label_names"])
     config = ModelConfig(vocab_size=int(data["vocab_size"]), num_outputs=num_outputs,
-                         embedding_dim=options.embedding_dim, hidden_dim=options.hidden_dim,
+                         embedding_dim=options.embedding_dim, hidden_dim=128,
                          layers=options.layers, bidirectional=options.bidirectional,
                          dropout=options.dropout, pad_id=int(data["pad_id"]),
                          kernel_sizes=tuple(options.kernel_sizes), channels=options.channels)
+    config.hidden_dim = resolve_hidden_dim(options.hidden_dim, options.model, config)
     model = build_model(options.model, config).to(device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    err_console.print(f"run [bold]{name}[/]: {options.model}, {n_params:,} parameters, "
+    err_console.print(f"run [bold]{name}[/]: {options.model}, hidden {config.hidden_dim}, {n_params:,} parameters, "
                       f"{len(data['y_train']):,} train / {len(data['y_val']):,} val, device {device}")
 
     final_dir = paths.run_dir(name)

@@ -1,0 +1,5 @@
+"""`python -m rnnkit` runs the CLI."""
+
+from rnnkit.cli import main
+
+main()

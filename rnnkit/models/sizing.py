@@ -1,0 +1,73 @@
+"""Sizing the hidden layer to a parameter budget, to compare architectures fairly.
+
+The notebooks compare models at equal parameter budgets. `--hidden-dim` therefore takes:
+
+    128              a plain size
+    match:rnn        the size whose non-embedding parameters come closest to those of
+                     `rnn` at hidden size 128 (match:rnn@64 for another reference size)
+    budget:300000    the size whose non-embedding parameters come closest to 300,000
+
+Non-embedding parameters exclude the embedding table, which depends on the vocabulary and
+not on the architecture.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from rnnkit.errors import RnnkitError
+from rnnkit.models.config import ModelConfig
+
+_MATCH = re.compile(r"^match:([a-z0-9-]+)(?:@(\d+))?$")
+_BUDGET = re.compile(r"^budget:(\d+)$")
+MAX_HIDDEN = 4096
+
+
+def non_embedding_parameters(name: str, config: ModelConfig) -> int:
+    from rnnkit.models.registry import build_model
+
+    model = build_model(name, replace(config))
+    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total - config.vocab_size * config.embedding_dim
+
+
+def resolve_hidden_dim(spec: str | int, name: str, config: ModelConfig) -> int:
+    """The hidden size that `spec` asks for, for model `name` with the rest of `config`."""
+    if isinstance(spec, int) or str(spec).isdigit():
+        value = int(spec)
+        if value < 1:
+            raise RnnkitError(f"--hidden-dim {value} must be at least 1")
+        return value
+    spec = str(spec).strip()
+    if match := _MATCH.match(spec):
+        reference, size = match.group(1), int(match.group(2) or 128)
+        target = non_embedding_parameters(reference, replace(config, hidden_dim=size))
+    elif match := _BUDGET.match(spec):
+        target = int(match.group(1))
+    else:
+        raise RnnkitError(f"--hidden-dim {spec!r} — give a size (128), match:MODEL[@SIZE] (match:rnn) "
+                          f"or budget:PARAMETERS (budget:300000)")
+    return _closest(name, config, target)
+
+
+def _closest(name: str, config: ModelConfig, target: int) -> int:
+    """Binary search: non-embedding parameters grow monotonically with the hidden size."""
+    def count(h: int) -> int:
+        return non_embedding_parameters(name, replace(config, hidden_dim=h))
+
+    low, high = 1, MAX_HIDDEN
+    if count(1) == count(2):  # the model has no hidden layer to size (the CNN): leave it
+        return config.hidden_dim
+    if count(high) < target:
+        raise RnnkitError(f"{name} cannot reach {target:,} non-embedding parameters below hidden size {MAX_HIDDEN}")
+    while low < high:
+        mid = (low + high) // 2
+        if count(mid) < target:
+            low = mid + 1
+        else:
+            high = mid
+    # `low` is the first size at or over the target; the one below may be closer.
+    if low > 1 and abs(count(low - 1) - target) <= abs(count(low) - target):
+        return low - 1
+    return low

@@ -18,6 +18,7 @@ def train(
     layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = 1,
     bidirectional: Annotated[bool, typer.Option("--bidirectional", help="Both directions, where optional.")] = False,
     dropout: Annotated[float, typer.Option(help="Dropout before the classifier and between layers.")] = 0.5,
+    embedding_dropout: Annotated[float, typer.Option(help="Dropout on the embedded tokens.")] = 0.0,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Examples per batch.")] = 64,
@@ -39,7 +40,8 @@ def train(
     from rnnkit.training.trainer import train as run_training
 
     options = TrainOptions(model=model, embedding_dim=embedding_dim, hidden_dim=hidden_dim, layers=layers,
-                           bidirectional=bidirectional, dropout=dropout, lr=lr, weight_decay=weight_decay,
+                           bidirectional=bidirectional, dropout=dropout,
+                           embedding_dropout=embedding_dropout, lr=lr, weight_decay=weight_decay,
                            batch_size=batch_size, epochs=epochs, patience=patience, clip=clip, seed=seed,
                            device=device, threads=threads, amp=amp, compile=compile)
     result = run_training(paths_for(artifacts), options, name=name, force=force)

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     """(batch, width) bool mask, True at real (non-padding) positions."""
     positions = torch.arange(width, device=lengths.device)
     return positions.unsqueeze(0) < lengths.unsqueeze(1)
-
-
-def pack(x: torch.Tensor, lengths: torch.Tensor):
-    """Pack a padded (batch, time, features) tensor (lengths moved to the CPU, as packing wants).
-
-    Prefer RaggedRNN on the CPU: PyTorch's packed backward pass is quadratic for ragged batches.
-    """
-    return pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-
-
-def unpack(packed, width: int) -> torch.Tensor:
-    out, _ = pad_packed_sequence(packed, batch_first=True, total_length=width)
-    return out
 
 
 def final_hidden(h_n: torch.Tensor, bidirectional: bool) -> torch.Tensor:

@@ -22,13 +22,14 @@ class PackedRNNClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, config.pad_id)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.rnn = RaggedRNN(cell, config.embedding_dim, config.hidden_dim, layers=config.layers,
                              bidirectional=config.bidirectional, dropout=config.dropout)
         directions = 2 if config.bidirectional else 1
         self.head = Head(config.hidden_dim * directions, config.num_outputs, config.dropout)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        _, h_n = self.rnn(self.embedding(ids), lengths)
+        _, h_n = self.rnn(self.embedding_dropout(self.embedding(ids)), lengths)
         return self.head(final_hidden(h_n, self.config.bidirectional))
 
 
@@ -44,13 +45,14 @@ class BiLSTMPool(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, config.pad_id)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.rnn = RaggedRNN("lstm", config.embedding_dim, config.hidden_dim, layers=config.layers,
                              bidirectional=True, dropout=config.dropout)
         # mean and max of forward and backward outputs: 4 * hidden features.
         self.head = Head(4 * config.hidden_dim, config.num_outputs, config.dropout)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        outputs, _ = self.rnn(self.embedding(ids), lengths)
+        outputs, _ = self.rnn(self.embedding_dropout(self.embedding(ids)), lengths)
         return self.head(masked_mean_max(outputs, length_mask(lengths.to(ids.device), ids.size(1))))
 
 

@@ -1,6 +1,6 @@
 """The model zoo's registry: a model is one builder function registered by name.
 
-    @register("lstm", "nn.LSTM over packed sequences, last hidden state")
+    @register("lstm", "nn.LSTM, hidden state at the last real token")
     def build_lstm(config: ModelConfig) -> nn.Module: ...
 
 Every model's forward is `forward(ids, lengths) -> logits`: `ids` is a (batch, time) long

@@ -35,6 +35,7 @@ class TrainOptions:
     layers: int = 1
     bidirectional: bool = False  # for models where it is optional
     dropout: float = 0.5
+    embedding_dropout: float = 0.0  # dropout on embedded tokens (lstm family)
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 64
@@ -56,8 +57,9 @@ class TrainOptions:
                                  ("--patience", self.patience, 0)):
             if value < low:
                 raise RnnkitError(f"{flag} {value} must be at least {low}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise RnnkitError(f"--dropout {self.dropout} must be in [0, 1), e.g. 0.5")
+        for flag, value in (("--dropout", self.dropout), ("--embedding-dropout", self.embedding_dropout)):
+            if not 0.0 <= value < 1.0:
+                raise RnnkitError(f"{flag} {value} must be in [0, 1), e.g. 0.5")
         if self.lr <= 0:
             raise RnnkitError(f"--lr {self.lr} must be positive, e.g. 1e-3")
         if self.clip < 0:
@@ -283,7 +285,8 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
     config = ModelConfig(vocab_size=int(data["vocab_size"]), num_outputs=num_outputs,
                          embedding_dim=options.embedding_dim, hidden_dim=128,
                          layers=options.layers, bidirectional=options.bidirectional,
-                         dropout=options.dropout, pad_id=int(data["pad_id"]),
+                         dropout=options.dropout, embedding_dropout=options.embedding_dropout,
+                         pad_id=int(data["pad_id"]),
                          kernel_sizes=tuple(options.kernel_sizes), channels=options.channels)
     config.hidden_dim = resolve_hidden_dim(options.hidden_dim, options.model, config)
     model = build_model(options.model, config).to(device)

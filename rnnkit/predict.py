@@ -23,17 +23,18 @@ class Predictor:
     label_names: list[str]
     run: str
     device: Any
+    amp: bool = False  # bf16 autocast on CPU, fp16 on CUDA
 
     @classmethod
     def from_run(cls, paths: ArtifactPaths, run: str | None = None, *, which: str = "best",
-                 device: str = "auto") -> Predictor:
+                 device: str = "auto", amp: bool = False) -> Predictor:
         from rnnkit.training.trainer import resolve_device
 
         run = checkpoints.resolve_run(paths, run)
         ckpt = checkpoints.load(paths.run_dir(run) / f"{which}.pt")
         dev = resolve_device(device)
         return cls(checkpoints.rebuild(ckpt).to(dev), checkpoints.tokenizer_of(ckpt), ckpt["task"],
-                   list(ckpt["label_names"]), run, dev)
+                   list(ckpt["label_names"]), run, dev, amp)
 
     def probabilities(self, texts: list[str], batch_size: int = 256):
         """(n, outputs) probabilities; texts are encoded once and batched longest-first."""
@@ -47,7 +48,8 @@ class Predictor:
         x = torch.zeros(len(rows), int(lengths.max()), dtype=torch.int64)
         for i, r in enumerate(rows):
             x[i, : len(r)] = torch.tensor(r, dtype=torch.int64)
-        return predict_logits(self.model, x, lengths, batch_size=batch_size, device=self.device).sigmoid()
+        return predict_logits(self.model, x, lengths, batch_size=batch_size, device=self.device,
+                              amp=self.amp).sigmoid()
 
     def predict(self, texts: list[str], *, threshold: float = 0.5, batch_size: int = 256) -> list[dict]:
         for i, text in enumerate(texts, 1):

@@ -16,6 +16,7 @@ def evaluate(
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bf16 on CPU, fp16 on CUDA).")] = False,
     compare: Annotated[bool, typer.Option("--compare", help="Also print every evaluated run side by side.")] = False,
     artifacts: ArtifactsOption = None,
 ):
@@ -29,7 +30,7 @@ def evaluate(
 
     configure_threads(threads)
     paths = paths_for(artifacts)
-    report = run_evaluation(paths, run=run, split=split, which=checkpoint, device=device)
+    report = run_evaluation(paths, run=run, split=split, which=checkpoint, device=device, amp=amp)
     table = Table(title=f"{report['run']} ({report['model']}, epoch {report['epoch']}) on {split}: "
                         f"{report['examples']:,} examples")
     table.add_column("metric")

@@ -19,6 +19,7 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 256,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bf16 on CPU, fp16 on CUDA).")] = False,
     artifacts: ArtifactsOption = None,
 ):
     """Classify texts with a trained run (its checkpoint carries model and tokenizer)."""
@@ -30,7 +31,7 @@ def predict(
 
     configure_threads(threads)
     items = read_texts(texts or [], file)
-    predictor = Predictor.from_run(paths_for(artifacts), run, device=device)
+    predictor = Predictor.from_run(paths_for(artifacts), run, device=device, amp=amp)
     results = predictor.predict(items, threshold=threshold, batch_size=batch_size)
     out = sys.stdout
     for r in results:

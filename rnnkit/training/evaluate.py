@@ -17,7 +17,8 @@ SPLIT_CHOICES = ("test", "val")
 
 
 def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test",
-             which: str = "best", device: str = "auto", batch_size: int = 256) -> dict[str, Any]:
+             which: str = "best", device: str = "auto", batch_size: int = 256,
+             amp: bool = False) -> dict[str, Any]:
     from rnnkit.plots import confusion_matrix
     from rnnkit.text.dataset import load_dataset
     from rnnkit.training.trainer import metrics_from_logits, predict_logits, resolve_device
@@ -41,7 +42,7 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
     dev = resolve_device(device)
     model = checkpoints.rebuild(ckpt).to(dev)
     x, lengths, y = data[f"X_{split}"], data[f"lengths_{split}"], data[f"y_{split}"]
-    logits = predict_logits(model, x, lengths, batch_size=batch_size, device=dev)
+    logits = predict_logits(model, x, lengths, batch_size=batch_size, device=dev, amp=amp)
     metrics = metrics_from_logits(logits, y, ckpt["task"])
     probs = logits.sigmoid().numpy().reshape(y.shape)
     targets = y.numpy().astype(int)
@@ -67,7 +68,7 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
         report["per_label"] = {name: {"f1": float(f), "support": int(s)}
                                for name, f, s in zip(ckpt["label_names"], per_label, support)}
     write_json(outputs[0], report)
-    manifest.record(f"evaluate/{run}/{split}", params={"run": run, "split": split, "checkpoint": which},
+    manifest.record(f"evaluate/{run}/{split}", params={"run": run, "split": split, "checkpoint": which, "amp": amp},
                     input_hashes={**hashes, **manifest.hashes([checkpoint_path])}, outputs=outputs)
     report["report_path"] = str(outputs[0])
     return report

@@ -84,3 +84,13 @@ def test_models_lists_every_registered_model_with_parameter_counts(tmp_path):
     lstm = build_model("lstm", ModelConfig(vocab_size=1000, num_outputs=1, embedding_dim=10))
     total = sum(p.numel() for p in lstm.parameters())
     assert f"{total:,}" in out and f"{total - 10_000:,}" in out
+
+
+def test_amp_predictions_agree_with_float32(pipeline_copy):
+    texts = ["great film", "a dull, boring waste of time", "not bad at all, i liked the actors"]
+    fp32 = [json.loads(x) for x in ok(["predict", *texts, "--json", "--artifacts", pipeline_copy])
+            .output.strip().splitlines()]
+    bf16 = [json.loads(x) for x in ok(["predict", *texts, "--json", "--amp", "--artifacts", pipeline_copy])
+            .output.strip().splitlines()]
+    for a, b in zip(fp32, bf16):
+        assert abs(a["probabilities"]["pos"] - b["probabilities"]["pos"]) < 0.02

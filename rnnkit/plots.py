@@ -1,4 +1,5 @@
-"""PNG plots: training curves, confusion matrices. matplotlib with the file-only Agg backend."""
+"""PNG plots: training curves, confusion matrices, tuning history and parameter importances.
+matplotlib with the file-only Agg backend."""
 
 from __future__ import annotations
 
@@ -51,6 +52,52 @@ def confusion_matrix(matrix, labels: list[str], target: Path, *, title: str) -> 
         for j in range(matrix.shape[1]):
             ax.text(j, i, f"{matrix[i, j]:,}", ha="center", va="center",
                     color="white" if matrix[i, j] > top / 2 else "black")
+    fig.tight_layout()
+    write_with(target, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def optimization_history(trials, target: Path, *, metric: str, direction: str, title: str) -> None:
+    """Each trial's value by trial number and the best value so far (`rnnkit tune`).
+
+    `trials` are rows with .number, .state and .value (tuning.TrialRow). Completed trials are
+    dots; pruned ones crosses at the last value they reported; failed ones have no value.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    complete = sorted((t for t in trials if t.state == "COMPLETE" and t.value is not None),
+                      key=lambda t: t.number)
+    pruned = [t for t in trials if t.state == "PRUNED" and t.value is not None]
+    if complete:
+        ax.plot([t.number for t in complete], [t.value for t in complete], "o", label="complete")
+        best, running = [], None
+        for t in complete:
+            if running is None or (t.value > running if direction == "maximize" else t.value < running):
+                running = t.value
+            best.append(running)
+        ax.step([t.number for t in complete], best, where="post", color="tab:red", label="best so far")
+    if pruned:
+        ax.plot([t.number for t in pruned], [t.value for t in pruned], "x", color="grey",
+                label="pruned (last value reported)")
+    ax.set(xlabel="trial", ylabel=metric, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    write_with(target, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def param_importances(importances: dict[str, float], target: Path, *, title: str) -> None:
+    """Horizontal bars of Optuna's parameter importances (they sum to 1), largest on top."""
+    plt = _pyplot()
+    items = sorted(importances.items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(items) + 1.5))
+    ax.barh([name for name, _ in items], [value for _, value in items], color="tab:blue")
+    for i, (_, value) in enumerate(items):
+        ax.text(value, i, f" {value:.2f}", va="center")
+    ax.set(xlabel="importance", title=title, xlim=(0, max([v for _, v in items] + [0.01]) * 1.2))
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     write_with(target, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from rnnkit.cli import evaluate, models, predict, prepare, tokenize, train
+from rnnkit.cli import ablate, evaluate, models, predict, prepare, tokenize, train, tune
 
 app = typer.Typer(
     name="rnnkit",
@@ -17,7 +17,9 @@ app = typer.Typer(
 app.add_typer(prepare.app, name="prepare")
 app.command("tokenize")(tokenize.tokenize)
 app.command("train")(train.train)
+app.command("tune")(tune.tune)
 app.command("evaluate")(evaluate.evaluate)
+app.command("ablate-gates")(ablate.ablate_gates)
 app.command("predict")(predict.predict)
 app.command("models")(models.models)
 

@@ -30,6 +30,8 @@ autograd loop over the steps takes ~1.7x; `benchmarks/lstm_scratch.py` measures 
   element (2.5 vs 0.4 ns), enough to matter in the per-step elementwise work. The 2x
   is folded into the weights of the tanh gates, so it is free; the identity is exact up to
   rounding (well inside the 1e-5 the tests demand).
+* Ablations (ScratchLSTM.open_gates) force gates open through a separate plain loop,
+  inference only, so the fast path above carries no per-step branch for them.
 * Ragged batches: the backward direction reverses each sequence within its own length (a
   gather), so in both directions real tokens come first and padding after. Padding steps
   then cannot influence real steps, so the loop needs no per-step masking: outputs are
@@ -154,6 +156,34 @@ class _LSTMRecurrence(torch.autograd.Function):
         h_prev = hs[:, :-1].reshape(D, T * B, H)
         d_wt = torch.bmm(h_prev.transpose(1, 2), dg.view(D, T * B, G))
         return dg, d_wt, None
+
+
+def _lstm_forced_open(xp: torch.Tensor, wt: torch.Tensor, last: torch.Tensor, blocks: list[int]):
+    """The LSTM of _LSTMRecurrence with the gates in `blocks` (0 i, 1 f, 3 o) replaced by 1.
+
+    A plain loop over the same fused projections and gate order (i, f, g, o; g scaled by
+    2), without the hand-written backward: ablations run once per model, not per step of
+    training, so speed matters less than being obviously right. Forcing is one masked_fill
+    of the gate activations, so it applies identically to every direction (and, since the
+    layer calls this for each layer, to every layer). Returns y, h_n, c_n like the fast path.
+    """
+    D, T, B, G = xp.shape
+    H = G // 4
+    forced = torch.zeros(4, H, dtype=torch.bool, device=xp.device)
+    forced[blocks] = True
+    forced = forced.flatten()  # (G,): broadcasts over directions and sequences
+    y = xp.new_empty(D, T, B, H)
+    cs = xp.new_empty(D, T, B, H)
+    h = xp.new_zeros(D, B, H)
+    c = xp.new_zeros(D, B, H)
+    for t in range(T):
+        s = torch.baddbmm(xp[:, t], h, wt).sigmoid_().masked_fill_(forced, 1.0)
+        i, f, sg, o = s.split(H, dim=-1)
+        g = 2 * sg - 1  # tanh of the unscaled pre-activation; g is never forced
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        y[:, t], cs[:, t] = h, c
+    return y, _final(y, last), _final(cs, last)
 
 
 class _GRURecurrence(torch.autograd.Function):
@@ -443,16 +473,43 @@ class ScratchRNN(_ScratchRecurrent):
 
 
 class ScratchLSTM(_ScratchRecurrent):
-    """LSTM: i, f, o = sigmoid(W x + U h + b), g = tanh(...), c = f*c + i*g, h = o*tanh(c)."""
+    """LSTM: i, f, o = sigmoid(W x + U h + b), g = tanh(...), c = f*c + i*g, h = o*tanh(c).
+
+    `open_gates` (default: none) forces gates fully open for ablations: each named gate's
+    output is replaced by 1 in every layer and direction, e.g. `{"f"}` gives c = c + i*g.
+    Only the sigmoid gates i, f and o can be forced; the candidate g is left as it is.
+    Forcing is for inference (a model in eval mode) and runs a plain loop; with no gate
+    forced the fast path with the hand-written backward runs, unchanged.
+    """
 
     gates = 4
     torch_mode = "LSTM"
+    GATE_INDEX = {"i": 0, "f": 1, "o": 3}  # block in weight_ih / weight_hh; g (2) not forceable
+    _open_gates: frozenset[str] = frozenset()
+
+    @property
+    def open_gates(self) -> frozenset[str]:
+        return self._open_gates
+
+    @open_gates.setter
+    def open_gates(self, gates) -> None:
+        gates = frozenset(gates)
+        unknown = gates - self.GATE_INDEX.keys()
+        if unknown:
+            raise ValueError(f"cannot force gate(s) {sorted(unknown)} open — choose from i, f, o")
+        self._open_gates = gates
 
     def _tanh_gates(self) -> list[int]:
         return [2]  # g, the candidate cell state
 
     def _recurrence(self, xp, wt, b_hh, last):
-        return _LSTMRecurrence.apply(xp, wt, last)
+        if not self._open_gates:
+            return _LSTMRecurrence.apply(xp, wt, last)
+        # Training a model with forced gates would learn weights for a different network,
+        # silently: refuse rather than let an ablation setting leak into training.
+        if self.training:
+            raise RuntimeError("ScratchLSTM.open_gates is for inference only — call .eval() first")
+        return _lstm_forced_open(xp, wt, last, sorted(self.GATE_INDEX[g] for g in self._open_gates))
 
 
 class ScratchGRU(_ScratchRecurrent):

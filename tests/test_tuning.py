@@ -1,0 +1,279 @@
+"""`rnnkit tune`: search, resume, interruption, concurrent workers, bad search spaces.
+
+Every search trains tiny models (embedding 16, hidden 8 or 12, one epoch per trial; 32 and
+48 where a trial must last long enough to be interrupted) on the sample tokenized to 64
+tokens, with one thread, so that a trial takes about a second or less.
+Subprocesses are used where a real second process matters: a killed worker, two workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from support import ok, run_cli, snapshot
+
+from rnnkit import tuning
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_SPACE = """\
+embedding_dim = 16
+hidden_dim = { choices = [8, 12] }
+lr = { low = 1e-3, high = 1e-2, log = true }
+"""
+POSTGRES_URL = os.environ.get("RNNKIT_TEST_POSTGRES_URL")
+# A child process that turns SIGINT into KeyboardInterrupt even when the test runner was
+# started with SIGINT ignored (a background job of a non-interactive shell passes that on).
+CHILD = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); from rnnkit.cli import main; main()"
+
+
+@pytest.fixture
+def space_file(tmp_path) -> Path:
+    path = tmp_path / "space.toml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+def tune_args(root, space, study, *, trials, final_epochs=0, extra=()):
+    return ["tune", "--trials", trials, "--epochs-per-trial", 1, "--final-epochs", final_epochs, "--space", space,
+            "--study", study, "--threads", 1, "--artifacts", root, *extra]
+
+
+def load_trials(root: Path, study: str, url: str | None = None):
+    """The study's trials, read from its storage the way `tune` opens it."""
+    import optuna
+
+    from rnnkit.artifacts import artifact_paths
+
+    if url is None and not tuning.journal_path(artifact_paths(root), study).exists():
+        raise KeyError(f"no journal for {study}")  # (opening it would create it)
+    storage = tuning.open_storage(artifact_paths(root), url, study)
+    return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+
+
+def spawn(args) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", CHILD, *map(str, args)], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+# --------------------------------------------------------------------------- search and resume
+
+
+def test_tune_writes_summary_plots_and_tuned_run_then_resumes(pipeline_copy, space_file, monkeypatch):
+    import rnnkit.text.dataset as dataset
+
+    loads = []
+    real_load = dataset.load_dataset
+    monkeypatch.setattr(dataset, "load_dataset", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+
+    def no_tokenizing(*args, **kwargs):
+        raise AssertionError("a trial re-tokenized")
+
+    monkeypatch.setattr(dataset, "tokenize_dataset", no_tokenizing)
+    monkeypatch.setattr(dataset, "build_tokenizer", no_tokenizing)
+    args = tune_args(pipeline_copy, space_file, "t", trials=2, final_epochs=1)
+
+    first = ok(args)
+    assert len(loads) == 2  # once for all the trials, once for the final run (trainer.train)
+    out = pipeline_copy / "tune" / "t"
+    best = json.loads((out / "best_params.json").read_text())
+    assert best["metric"] == "val_accuracy" and best["direction"] == "maximize"
+    assert best["trials"]["complete"] == 2 and set(best["params"]) == {"hidden_dim", "lr"}
+    assert best["final_run"] == "tuned-t" and best["final_options"]["embedding_dim"] == 16
+    for png in ("history.png", "importances.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert "trial   1" in first.output and "best: trial" in first.output
+    # Trials write no checkpoint: the only new run is the tuned one, an ordinary run.
+    assert {p.name for p in (pipeline_copy / "checkpoints").iterdir()} == {"tiny", "tuned-t"}
+    assert {p.name for p in (pipeline_copy / "checkpoints" / "tuned-t").iterdir()} == {
+        "best.pt", "last.pt", "metrics.jsonl", "curves.png"}
+    manifest = json.loads((pipeline_copy / "manifest.json").read_text())
+    assert {"tune/t", "train/tuned-t"} <= set(manifest["stages"])
+    assert manifest["stages"]["tune/t"]["params"]["best_trial"] == best["best_trial"]
+    ok(["evaluate", "--artifacts", pipeline_copy])  # picks the latest run: the tuned one
+    assert (pipeline_copy / "reports" / "tuned-t-test.json").exists()
+
+    # --trials 0: no trial, the summary again; the tuned run already has the best configuration.
+    weights = (pipeline_copy / "checkpoints" / "tuned-t" / "best.pt").read_bytes()
+    again = ok(args[:2] + [0] + args[3:])
+    assert "already holds the best configuration" in again.output and len(load_trials(pipeline_copy, "t")) == 2
+    assert (pipeline_copy / "checkpoints" / "tuned-t" / "best.pt").read_bytes() == weights
+
+    loads.clear()
+    second = ok(args[:-2] + ["--final-epochs", 0] + args[-2:])  # same study, same settings
+    assert len(loads) == 1
+    trials = load_trials(pipeline_copy, "t")
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert "4 trials, 2 new" in second.output
+
+
+def test_tune_refuses_to_resume_a_study_with_other_settings(pipeline_copy, space_file):
+    ok(tune_args(pipeline_copy, space_file, "s", trials=1))
+    result = run_cli(tune_args(pipeline_copy, space_file, "s", trials=1, extra=["--metric", "val_loss"]))
+    assert result.exit_code == 2 and "created with another metric" in result.output
+    assert len(load_trials(pipeline_copy, "s")) == 1
+    result = run_cli(tune_args(pipeline_copy, space_file, "nope", trials=0))
+    assert result.exit_code == 2 and "no study 'nope'" in result.output
+    assert not (pipeline_copy / "tune" / "nope.journal").exists()
+
+
+# --------------------------------------------------------------------------- interruption
+
+
+def states(root: Path, study: str) -> dict[int, tuple[str, float | None]]:
+    try:
+        return {t.number: (t.state.name, t.value) for t in load_trials(root, study)}
+    except KeyError:  # no study yet
+        return {}
+
+
+def mid_epoch(root: Path, study: str, known: int) -> bool:
+    """A trial numbered >= known has finished, and the newest one has started its epoch.
+
+    The newest trial has written its parameters and nothing after them: it is training
+    (it writes again at the end of the epoch). Killing it then, not while it appends to the
+    journal, keeps the test fast: a process killed holding the journal's lock makes the
+    next one wait for Optuna's 30 s grace period.
+    """
+    try:
+        trials = load_trials(root, study)
+    except KeyError:  # no study yet
+        return False
+    if not trials:
+        return False
+    newest = max(trials, key=lambda t: t.number)
+    return (any(t.number >= known and t.state.name == "COMPLETE" for t in trials)
+            and newest.state.name == "RUNNING" and len(newest.params) == 2 and not newest.intermediate_values)
+
+
+def test_killed_tune_loses_no_finished_trial(pipeline_copy, tmp_path):
+    """Ctrl-C (SIGINT) and then a hard kill (SIGKILL), each mid-trial, then a normal run."""
+    space = tmp_path / "slower.toml"  # epochs of about a second: time to land inside one
+    space.write_text(TINY_SPACE.replace("16", "32").replace("[8, 12]", "[32, 48]"))
+    study, args = "k", tune_args(pipeline_copy, space, "k", trials=500, extra=["--pruner", "none"])
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        known = len(states(pipeline_copy, study))
+        proc = spawn(args)
+        try:
+            deadline = time.monotonic() + 90
+            while not mid_epoch(pipeline_copy, study, known):
+                assert proc.poll() is None, proc.communicate()[0]
+                assert time.monotonic() < deadline, "no trial finished within 90 s"
+                time.sleep(0.02)
+            time.sleep(0.1)  # the worker releases the journal's lock after its last write
+            now = states(pipeline_copy, study)
+            proc.send_signal(sig)
+            output = proc.communicate(timeout=60)[0]
+        finally:
+            proc.kill()
+        if sig == signal.SIGINT:
+            assert proc.returncode == 130 and "interrupted: the study keeps its" in output, output
+            assert states(pipeline_copy, study)[max(now)][0] == "FAIL"  # Optuna records the stopped trial
+        else:
+            assert proc.returncode == -signal.SIGKILL
+            assert states(pipeline_copy, study)[max(now)][0] == "RUNNING"  # nobody could tell the storage
+
+    before = states(pipeline_copy, study)
+    finished = {n: s for n, s in before.items() if s[0] == "COMPLETE"}
+    assert len(finished) >= 2
+    result = ok(tune_args(pipeline_copy, space, study, trials=1, extra=["--pruner", "none"]))
+    after = states(pipeline_copy, study)
+    assert all(after[n] == s for n, s in finished.items())  # every finished trial kept, unchanged
+    assert sorted(after) == list(range(len(before) + 1))  # numbering continues, no gap, no repeat
+    assert after[len(before)][0] == "COMPLETE"
+    # The trial of the killed process is FAIL now instead of RUNNING for ever.
+    assert after[max(before)][0] == "FAIL" and "RUNNING" not in {s for s, _ in after.values()}
+    assert f"trial(s) {max(before)}" in result.output
+
+
+# --------------------------------------------------------------------------- concurrent workers
+
+
+@pytest.mark.parametrize("backend", [
+    "journal",
+    pytest.param("postgres", marks=pytest.mark.skipif(
+        not POSTGRES_URL, reason="set RNNKIT_TEST_POSTGRES_URL (e.g. `. .ci/postgres.sh`) to test PostgreSQL")),
+])
+def test_two_workers_share_one_study(pipeline_copy, space_file, backend):
+    study = f"w-{uuid.uuid4().hex[:8]}"
+    extra = ["--pruner", "none", "--sampler", "random"]
+    if backend == "postgres":
+        extra += ["--storage", POSTGRES_URL]
+    workers = [spawn(tune_args(pipeline_copy, space_file, study, trials=2, extra=extra)) for _ in range(2)]
+    try:
+        outputs = [w.communicate(timeout=180)[0] for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    assert [w.returncode for w in workers] == [0, 0], "\n".join(outputs)
+    trials = load_trials(pipeline_copy, study, POSTGRES_URL if backend == "postgres" else None)
+    assert sorted(t.number for t in trials) == list(range(4))  # none lost, none duplicated
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    by_worker: dict[str, int] = {}
+    for t in trials:
+        by_worker[t.user_attrs["worker"]] = by_worker.get(t.user_attrs["worker"], 0) + 1
+    assert sorted(by_worker.values()) == [2, 2]
+    # Samplers are seeded per trial number, so workers that share a seed draw different configurations.
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 4
+    if backend == "postgres":
+        import optuna
+
+        from rnnkit.artifacts import artifact_paths
+
+        optuna.delete_study(study_name=study, storage=tuning.open_storage(artifact_paths(pipeline_copy),
+                                                                          POSTGRES_URL, study))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("content, match", [
+    ("hiden_dim = { choices = [8, 16] }", "unknown parameter 'hiden_dim' (did you mean hidden_dim?)"),
+    ("dropout = { low = 0.6, high = 0.2 }", "dropout: low 0.6 is above high 0.2"),
+    ('hidden_dim = { choices = [8, "16"] }', 'hidden_dim: choice must be an integer, got "16" (string)'),
+    ("hidden_dim = { low = 8, high = 16.5 }", "hidden_dim: high must be an integer, got 16.5"),
+    ("max_length = { choices = [64, 128] }", "max_length is a tokenize setting"),
+    ("lr = { low = 1e-4, hihg = 1e-2 }", "lr: unknown key 'hihg'"),
+    ("lr = { low = 1e-4 high = 1e-2 }", "is not valid TOML"),
+], ids=["unknown", "low-above-high", "wrong-type", "float-for-int", "max-length", "unknown-key", "syntax"])
+def test_bad_space_is_one_line_and_writes_nothing(pipeline_copy, tmp_path, content, match):
+    space = tmp_path / "bad.toml"
+    space.write_text(content + "\n")
+    before = snapshot(pipeline_copy)
+    result = run_cli(tune_args(pipeline_copy, space, "bad", trials=1))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], result.output
+    assert snapshot(pipeline_copy) == before
+
+
+def test_unreachable_database_is_one_line_without_the_password(pipeline_copy, space_file):
+    url = "postgresql://rnnkit:s3cret@127.0.0.1:1/nowhere"
+    result = run_cli(tune_args(pipeline_copy, space_file, "db", trials=1, extra=["--storage", url]))
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "s3cret" not in result.output and "127.0.0.1:1" in result.output
+
+
+def test_example_space_file_loads(tmp_path):
+    space = tuning.load_space(REPO / "docs" / "space.example.toml")
+    assert {p.name for p in space.params} >= {"hidden_dim", "dropout", "lr"}
+    default = tuning.default_space().to_dict()["search"]
+    assert default == {"hidden_dim": {"choices": [64, 128, 256]}, "dropout": {"low": 0.2, "high": 0.6},
+                       "lr": {"low": 1e-4, "high": 3e-3, "log": True}}
+
+
+def test_tune_help_does_not_import_heavy_modules():
+    code = ("import sys\nfrom rnnkit.cli import app\ntry:\n    app(['tune', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', [m for m in ('torch', 'optuna', 'pandas', 'sqlalchemy') if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out

@@ -31,8 +31,10 @@ def evaluate(
     configure_threads(threads)
     paths = paths_for(artifacts)
     report = run_evaluation(paths, run=run, split=split, which=checkpoint, device=device, amp=amp)
-    table = Table(title=f"{report['run']} ({report['model']}, epoch {report['epoch']}) on {split}: "
-                        f"{report['examples']:,} examples")
+    # A header line, not a table title: rich would wrap a long run name to the table's width.
+    console.print(f"{report['run']} ({report['model']}, epoch {report['epoch']}) on {split}: "
+                  f"{report['examples']:,} examples")
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in report["metrics"].items():

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnkit.artifacts import ArtifactPaths, Manifest, write_json
-from rnnkit.errors import RnnkitError
-from rnnkit.training import checkpoints
+from rnnkit.artifacts import ArtifactPaths, write_json
 
 MODEL = "lstm-scratch"
 # (variant name, gates forced open); the intact model first: the others are compared to it.
@@ -38,36 +36,15 @@ def ablate_gates(paths: ArtifactPaths, run: str | None = None, split: str = "tes
     Returns the report (also written to reports/<run>-ablate-<split>.json and recorded in
     the manifest as ablate/<run>/<split>) with `report_path` added.
     """
-    from rnnkit.text.dataset import load_dataset
-    from rnnkit.training.evaluate import SPLIT_CHOICES
+    from rnnkit.training.evaluate import load_run_split
     from rnnkit.training.metrics import headline
-    from rnnkit.training.trainer import metrics_from_logits, predict_logits, resolve_device
+    from rnnkit.training.trainer import metrics_from_logits, predict_logits
 
-    if split not in SPLIT_CHOICES:
-        raise RnnkitError(f"--split {split!r} — use test or val")
-    if which not in ("best", "last"):
-        raise RnnkitError(f"--checkpoint {which!r} — use best or last")
-    manifest = Manifest(paths)
-    run = checkpoints.resolve_run(paths, run)
-    checkpoint_path = paths.run_dir(run) / f"{which}.pt"
-    manifest.verify([checkpoint_path], produced_by=f"train/{run}", rerun=f"rnnkit train --name {run} --force")
-    ckpt = checkpoints.load(checkpoint_path)
-    # Checked before anything heavier: only the scratch LSTM's gates can be forced.
-    if ckpt["model"] != MODEL:
-        raise RnnkitError(
-            f"run {run!r} is a {ckpt['model']} model: ablate-gates needs an {MODEL} run — "
-            f"train one with `rnnkit train --model {MODEL}`"
-        )
-    hashes = manifest.verify([paths.dataset], produced_by="tokenize", rerun="rnnkit tokenize")
-    if ckpt["dataset_sha256"] != hashes[paths.rel(paths.dataset)]:
-        raise RnnkitError(
-            f"run {run!r} was trained on another dataset.pt than the one in {paths.root}/ (it was re-tokenized "
-            f"since) — train a new run on it with `rnnkit train --model {MODEL}`"
-        )
-    data = load_dataset(paths, manifest=manifest, check_lineage=False)
-    dev = resolve_device(device)
-    model = checkpoints.rebuild(ckpt).to(dev)
-    x, lengths, y = data[f"X_{split}"], data[f"lengths_{split}"], data[f"y_{split}"]
+    loaded = load_run_split(paths, run=run, split=split, which=which, device=device, require_model=MODEL,
+                            command="ablate-gates")
+    run, ckpt, model, dev = loaded.run, loaded.checkpoint, loaded.model, loaded.device
+    x, lengths, y = loaded.x, loaded.lengths, loaded.y
+    manifest, hashes, checkpoint_path = loaded.manifest, loaded.dataset_hashes, loaded.checkpoint_path
     metric = headline(ckpt["task"])
 
     rows: list[dict[str, Any]] = []

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,29 @@ from rnnkit.training import checkpoints
 SPLIT_CHOICES = ("test", "val")
 
 
-def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test",
-             which: str = "best", device: str = "auto", batch_size: int = 256,
-             amp: bool = False) -> dict[str, Any]:
-    from rnnkit.plots import confusion_matrix
+@dataclass
+class LoadedRun:
+    """A run's checkpoint and model with one split of the dataset, lineage checked."""
+
+    run: str
+    checkpoint_path: Path
+    checkpoint: dict[str, Any]
+    model: Any
+    device: Any
+    x: Any  # (n, width) ids
+    lengths: Any  # (n,)
+    y: Any  # (n,) or (n, labels)
+    manifest: Manifest
+    dataset_hashes: dict[str, str]
+
+
+def load_run_split(paths: ArtifactPaths, *, run: str | None, split: str, which: str, device: str,
+                   require_model: str | None = None, command: str = "evaluate") -> LoadedRun:
+    """What `evaluate` and `ablate-gates` start from: the checkpoint, checked against the
+    train stage's record, and the split, from a dataset.pt that is the one it was trained on.
+    `require_model` refuses other model types before the dataset is loaded."""
     from rnnkit.text.dataset import load_dataset
-    from rnnkit.training.trainer import metrics_from_logits, predict_logits, resolve_device
+    from rnnkit.training.trainer import resolve_device
 
     if split not in SPLIT_CHOICES:
         raise RnnkitError(f"--split {split!r} — use test or val")
@@ -31,17 +49,33 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
     run = checkpoints.resolve_run(paths, run)
     checkpoint_path = paths.run_dir(run) / f"{which}.pt"
     manifest.verify([checkpoint_path], produced_by=f"train/{run}", rerun=f"rnnkit train --name {run} --force")
-    hashes = manifest.verify([paths.dataset], produced_by="tokenize", rerun="rnnkit tokenize")
     ckpt = checkpoints.load(checkpoint_path)
+    if require_model is not None and ckpt["model"] != require_model:
+        raise RnnkitError(f"run {run!r} is a {ckpt['model']} model: {command} needs an {require_model} run — "
+                          f"train one with `rnnkit train --model {require_model}`")
+    hashes = manifest.verify([paths.dataset], produced_by="tokenize", rerun="rnnkit tokenize")
     if ckpt["dataset_sha256"] != hashes[paths.rel(paths.dataset)]:
         raise RnnkitError(
             f"run {run!r} was trained on another dataset.pt than the one in {paths.root}/ (it was re-tokenized "
-            f"since) — train a new run on it with `rnnkit train`, or evaluate a run trained after the last tokenize"
+            f"since) — train a new run on it with `rnnkit train`, or use a run trained after the last tokenize"
         )
     data = load_dataset(paths, manifest=manifest, check_lineage=False)
     dev = resolve_device(device)
     model = checkpoints.rebuild(ckpt).to(dev)
-    x, lengths, y = data[f"X_{split}"], data[f"lengths_{split}"], data[f"y_{split}"]
+    return LoadedRun(run, checkpoint_path, ckpt, model, dev, data[f"X_{split}"], data[f"lengths_{split}"],
+                     data[f"y_{split}"], manifest, hashes)
+
+
+def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test",
+             which: str = "best", device: str = "auto", batch_size: int = 256,
+             amp: bool = False) -> dict[str, Any]:
+    from rnnkit.plots import confusion_matrix
+    from rnnkit.training.trainer import metrics_from_logits, predict_logits
+
+    loaded = load_run_split(paths, run=run, split=split, which=which, device=device)
+    run, ckpt, model, dev = loaded.run, loaded.checkpoint, loaded.model, loaded.device
+    x, lengths, y = loaded.x, loaded.lengths, loaded.y
+    manifest, hashes, checkpoint_path = loaded.manifest, loaded.dataset_hashes, loaded.checkpoint_path
     logits = predict_logits(model, x, lengths, batch_size=batch_size, device=dev, amp=amp)
     metrics = metrics_from_logits(logits, y, ckpt["task"])
     probs = logits.sigmoid().numpy().reshape(y.shape)

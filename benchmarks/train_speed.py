@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training reviews")
+    parser.add_argument("--amp", action="store_true", help="also train rnnkit with --amp (bf16 on CPU)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,10 +116,17 @@ def main() -> None:
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(theirs.rnn, f"{name}_l0{suffix}").data.copy_(getattr(module, f"{name}_l0").data)
 
+    initial = {k: v.clone() for k, v in ours.state_dict().items()}
     options = TrainOptions(epochs=args.epochs, patience=0, seed=0)
     result = fit(ours, data, options, device=torch.device("cpu"))
     ours_times = [h["train_seconds"] for h in result.history]
     ours_acc = [h["val_accuracy"] for h in result.history]
+    if args.amp:  # the same start again, in bfloat16 autocast
+        ours.load_state_dict(initial)
+        amp_result = fit(ours, data, TrainOptions(epochs=args.epochs, patience=0, seed=0, amp=True),
+                         device=torch.device("cpu"))
+        amp_times = [h["train_seconds"] for h in amp_result.history]
+        amp_acc = [h["val_accuracy"] for h in amp_result.history]
 
     torch.manual_seed(0)
     loader = DataLoader(TensorDataset(x_train, data["y_train"]), batch_size=64, shuffle=True)
@@ -140,6 +148,12 @@ def main() -> None:
     for epoch in range(args.epochs):
         print(f"{f'val accuracy after epoch {epoch + 1}':28}{theirs_acc[epoch]:14.4f}{ours_acc[epoch]:10.4f}"
               f"{(ours_acc[epoch] - theirs_acc[epoch]) * 100:+7.2f} pts")
+    if args.amp:
+        amp_epoch = sum(amp_times) / len(amp_times)
+        print(f"{'rnnkit --amp seconds/epoch':28}{theirs_epoch:14.1f}{amp_epoch:10.1f}{theirs_epoch / amp_epoch:7.2f}x")
+        for epoch in range(args.epochs):
+            print(f"{f'--amp val acc after epoch {epoch + 1}':28}{theirs_acc[epoch]:14.4f}{amp_acc[epoch]:10.4f}"
+                  f"{(amp_acc[epoch] - theirs_acc[epoch]) * 100:+7.2f} pts")
     print(f"matmul peak {peak:.1f} GMAC/s; rnnkit training {macs / ours_epoch / 1e9:.1f} GMAC/s "
           f"({macs / ours_epoch / 1e9 / peak:.0%} of peak; {macs / 1e12:.2f} TMAC per epoch)")
 

@@ -40,7 +40,7 @@ rnnkit_postgres_start() {
         -c "CREATE DATABASE rnnkit_test OWNER rnnkit" || return 1
 
     export RNNKIT_TEST_POSTGRES_URL="postgresql://rnnkit:$password@127.0.0.1:$port/rnnkit_test"
-    echo "postgres.sh: PostgreSQL $("$bin/postgres" --version | awk '{print $NF}') on 127.0.0.1:$port," \
+    echo "postgres.sh: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port," \
          "data in $RNNKIT_PG_DATA" >&2
 }
 

@@ -126,6 +126,22 @@ def test_tune_refuses_to_resume_a_study_with_other_settings(pipeline_copy, space
     assert not (pipeline_copy / "tune" / "nope.journal").exists()
 
 
+def test_median_pruner_judges_no_trial_on_its_first_epoch():
+    import optuna
+
+    study = optuna.create_study(direction="maximize", pruner=tuning.make_pruner("median", 3))
+    for _ in range(5):  # the start-up trials: good at every epoch
+        trial = study.ask()
+        for epoch, value in ((1, 0.7), (2, 0.8), (3, 0.85)):
+            trial.report(value, epoch)
+        study.tell(trial, 0.85)
+    trial = study.ask()
+    trial.report(0.5, 1)  # at chance after one epoch: no verdict yet
+    assert not trial.should_prune()
+    trial.report(0.55, 2)
+    assert trial.should_prune()
+
+
 # --------------------------------------------------------------------------- interruption
 
 

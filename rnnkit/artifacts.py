@@ -39,6 +39,7 @@ MANIFEST_VERSION = 1
 DATASET_FORMAT = 1
 CHECKPOINT_FORMAT = 1
 PREPARED_FORMAT = 1
+EMBEDDINGS_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class ArtifactPaths:
     @property
     def tokenizer(self) -> Path:
         return self.root / "tokenizer.json"
+
+    @property
+    def embeddings(self) -> Path:
+        return self.root / "embeddings.pt"
 
     @property
     def checkpoints(self) -> Path:

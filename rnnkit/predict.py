@@ -36,26 +36,50 @@ class Predictor:
         return cls(checkpoints.rebuild(ckpt).to(dev), checkpoints.tokenizer_of(ckpt), ckpt["task"],
                    list(ckpt["label_names"]), run, dev, amp)
 
-    def probabilities(self, texts: list[str], batch_size: int = 256):
-        """(n, outputs) probabilities; texts are encoded once and batched longest-first."""
+    def probabilities(self, texts: list[str], batch_size: int | None = None, *, workers: int | None = None):
+        """(n, outputs) probabilities, in the order of `texts`.
+
+        Texts are tokenized a chunk at a time, each chunk sorted longest-first and cut into
+        batches padded to their own longest text. `batch_size` None: 32 on the CPU, 256 on
+        CUDA (training/inference.py). `workers` None: one per torch CPU thread on the CPU;
+        with more than one, the batches run on worker threads while this thread tokenizes
+        the next chunk.
+        """
+        from rnnkit.training import inference
+
+        batch_size = batch_size or inference.default_batch_size(self.device)
+        if batch_size < 1:
+            raise RnnkitError(f"--batch-size {batch_size} must be at least 1")
+        # No more workers than batches: a few texts run as one batch over torch's own threads.
+        workers = max(1, min(inference.resolve_workers(workers, self.device), -(-len(texts) // batch_size)))
+        # One worker gains nothing from overlapping: one chunk, sorted over all texts.
+        chunk = len(texts) if workers == 1 else max(64 * batch_size, 1024)
+        logits = inference.logits_of_batches(self.model, self._batches(texts, batch_size, chunk), len(texts),
+                                             device=self.device, amp=self.amp, workers=workers)
+        return logits.sigmoid()
+
+    def _batches(self, texts: list[str], batch_size: int, chunk: int):
+        """(index, ids, lengths) batches, tokenizing `chunk` texts at a time (lazily)."""
         import torch
 
-        from rnnkit.text.base import UNK_ID
-        from rnnkit.training.trainer import predict_logits
+        from rnnkit.text.base import PAD_ID, UNK_ID
 
-        rows = [self.tokenizer.ids(t) or [UNK_ID] for t in texts]
-        lengths = torch.tensor([len(r) for r in rows], dtype=torch.int64)
-        x = torch.zeros(len(rows), int(lengths.max()), dtype=torch.int64)
-        for i, r in enumerate(rows):
-            x[i, : len(r)] = torch.tensor(r, dtype=torch.int64)
-        return predict_logits(self.model, x, lengths, batch_size=batch_size, device=self.device,
-                              amp=self.amp).sigmoid()
+        for start in range(0, len(texts), chunk):
+            rows = [self.tokenizer.ids(t) or [UNK_ID] for t in texts[start : start + chunk]]
+            order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # longest first, stable
+            for first in range(0, len(order), batch_size):
+                part = order[first : first + batch_size]
+                width = len(rows[part[0]])
+                ids = torch.tensor([rows[i] + [PAD_ID] * (width - len(rows[i])) for i in part], dtype=torch.int64)
+                lengths = torch.tensor([len(rows[i]) for i in part], dtype=torch.int64)
+                yield torch.tensor(part, dtype=torch.int64) + start, ids, lengths
 
-    def predict(self, texts: list[str], *, threshold: float = 0.5, batch_size: int = 256) -> list[dict]:
+    def predict(self, texts: list[str], *, threshold: float = 0.5, batch_size: int | None = None,
+                workers: int | None = None) -> list[dict]:
         for i, text in enumerate(texts, 1):
             if not text.strip():
                 raise RnnkitError(f"text {i} is empty — give at least one word to classify")
-        probs = self.probabilities(texts, batch_size).tolist()
+        probs = self.probabilities(texts, batch_size, workers=workers).tolist()
         results = []
         for text, p in zip(texts, probs):
             if self.task == "binary":

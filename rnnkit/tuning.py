@@ -90,12 +90,13 @@ TUNABLE: dict[str, _Kind] = {
     "batch_size": _Kind(int, lambda v: v >= 1, "an integer >= 1"),
     "clip": _Kind(float, lambda v: v >= 0, ">= 0 (0: no clipping)"),
     "channels": _Kind(int, lambda v: v >= 1, "an integer >= 1 (cnn only)"),
+    "freeze_embeddings_epochs": _Kind(int, lambda v: v >= 0, "an integer >= 0 (needs --embeddings)"),
 }
 # Settings that belong to `rnnkit tokenize`: searching them would mean re-tokenizing per trial.
 TOKENIZE_SETTINGS = ("max_length", "vocab_size", "tokenizer", "min_df", "max_df", "stop_words",
                      "lowercase", "bos", "eos", "truncate")
 COMMAND_LINE = {"epochs": "--epochs-per-trial (trials) and --final-epochs (the tuned run)",
-                "seed": "--seed", "device": "--device", "threads": "--threads"}
+                "seed": "--seed", "device": "--device", "threads": "--threads", "embeddings": "--embeddings"}
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,8 @@ class TuneOptions:
     final_epochs: int = 5  # 0: do not train the best configuration
     device: str = "auto"
     threads: int | None = None
+    embeddings: str | None = None  # every trial starts from these vectors (see TrainOptions)
+    freeze_embeddings_epochs: int = 0  # unless the space searches or fixes it
 
     def study_name(self) -> str:
         return self.study if self.study is not None else self.model
@@ -346,7 +349,8 @@ class TuneOptions:
     def base_options(self) -> TrainOptions:
         """Training options shared by every trial: command line, then the space's fixed values."""
         base = TrainOptions(model=self.model, epochs=self.epochs_per_trial, seed=self.seed, device=self.device,
-                            threads=self.threads)
+                            threads=self.threads, embeddings=self.embeddings,
+                            freeze_embeddings_epochs=self.freeze_embeddings_epochs)
         return replace(base, **self.space.fixed)
 
 
@@ -630,6 +634,16 @@ def tune(paths: ArtifactPaths, options: TuneOptions, *,
                                    rerun="rnnkit tokenize")
     # Loaded once: every trial trains on these tensors (trials never re-tokenize).
     data = load_dataset(paths, manifest=manifest, check_lineage=False)
+    pretrained = None
+    if base.embeddings:
+        from rnnkit.training.trainer import load_run_embeddings
+
+        # A searched embedding_dim is checked against the vectors trial by trial.
+        searched = {p.name for p in options.space.params}
+        pretrained = load_run_embeddings(paths, manifest, base, paths.tokenizer.read_text(encoding="utf-8"),
+                                         input_hashes[paths.rel(paths.tokenizer)],
+                                         check=("embedding_dim" not in searched))
+        input_hashes = {**input_hashes, **pretrained.input_hashes}
     metric = resolve_metric(options.metric, data["task"])
     direction = METRICS[metric]
     configure_threads(options.threads)
@@ -655,7 +669,9 @@ def tune(paths: ArtifactPaths, options: TuneOptions, *,
     _check_study_settings(study, label, {
         "metric": metric, "direction": direction, "epochs_per_trial": options.epochs_per_trial,
         "model": options.model, "space": options.space.to_dict(), "task": data["task"],
-        "dataset_sha256": input_hashes[paths.rel(paths.dataset)]})
+        "dataset_sha256": input_hashes[paths.rel(paths.dataset)],
+        # (None for studies without --embeddings, so that older studies resume as before)
+        "embeddings": pretrained.source["sha256"] if pretrained is not None else None})
     orphans = fail_orphaned_trials(study)
     if orphans:
         err_console.print(f"marked trial(s) {', '.join(map(str, orphans))} as FAIL: the process that ran them on "
@@ -670,7 +686,7 @@ def tune(paths: ArtifactPaths, options: TuneOptions, *,
         trial.set_user_attr("worker", worker)  # lets a later run recognise the trial if we are killed
         trial_options = replace(base, **options.space.suggest(trial))
         trial_options.check()
-        model = _build_model(trial_options, data, device)
+        model = _build_model(trial_options, data, device, pretrained)
         best: list[float] = []
 
         def on_epoch_end(epoch: int, record: dict) -> None:
@@ -745,10 +761,11 @@ def tune(paths: ArtifactPaths, options: TuneOptions, *,
     return result
 
 
-def _build_model(options: TrainOptions, data: dict, device):
+def _build_model(options: TrainOptions, data: dict, device, pretrained=None):
     import torch
 
     from rnnkit.models import ModelConfig, build_model
+    from rnnkit.text.embeddings import init_embedding
 
     torch.manual_seed(options.seed)  # every configuration starts from the same seed, as `train` does
     num_outputs = 1 if data["task"] == "binary" else len(data["label_names"])
@@ -756,7 +773,10 @@ def _build_model(options: TrainOptions, data: dict, device):
                          embedding_dim=options.embedding_dim, hidden_dim=options.hidden_dim, layers=options.layers,
                          bidirectional=options.bidirectional, dropout=options.dropout, pad_id=int(data["pad_id"]),
                          kernel_sizes=tuple(options.kernel_sizes), channels=options.channels)
-    return build_model(options.model, config).to(device)
+    model = build_model(options.model, config)
+    if pretrained is not None:
+        init_embedding(model.embedding, pretrained, pad_id=config.pad_id)
+    return model.to(device)
 
 
 def _check_study_settings(study, label: str, settings: dict[str, Any]) -> None:
@@ -768,8 +788,9 @@ def _check_study_settings(study, label: str, settings: dict[str, Any]) -> None:
         return
     for key, value in settings.items():
         if stored.get(key) != value:
-            what = {"dataset_sha256": "dataset.pt (it was re-tokenized since)"}.get(key, key)
-            shown = "" if key == "dataset_sha256" else f": {_toml(stored.get(key))}, now {_toml(value)}"
+            what = {"dataset_sha256": "dataset.pt (it was re-tokenized since)",
+                    "embeddings": "--embeddings (other vectors, or none)"}.get(key, key)
+            shown = "" if key in ("dataset_sha256", "embeddings") else f": {_toml(stored.get(key))}, now {_toml(value)}"
             raise RnnkitError(f"study {study.study_name!r} in {label} was created with another {what}{shown} — "
                               f"resume it with the same settings, or start a new study with --study NAME")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import SAMPLE, TINY_TOKENIZE, TINY_TRAIN, ok, write_aclimdb
+from support import SAMPLE, TINY_EMBED, TINY_TOKENIZE, TINY_TRAIN, ok, write_aclimdb
 
 from rnnkit.artifacts import artifact_paths
 
@@ -40,6 +40,33 @@ def trained_pipeline(tmp_path_factory) -> Path:
 def pipeline_copy(trained_pipeline, tmp_path) -> Path:
     root = tmp_path / "artifacts"
     shutil.copytree(trained_pipeline, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def embedded_pipeline(trained_pipeline, tmp_path_factory) -> Path:
+    """The trained pipeline plus `rnnkit embed` (16-d word2vec), once per test session."""
+    root = tmp_path_factory.mktemp("embedded") / "artifacts"
+    shutil.copytree(trained_pipeline, root)
+    ok([*TINY_EMBED, "--artifacts", root])
+    return root
+
+
+@pytest.fixture(scope="session")
+def unlabeled_embedded(tiny_aclimdb, tmp_path_factory) -> Path:
+    """40 train reviews + 5 unlabelled ones: prepare --unlabeled, tokenize, embed (16-d, every token)."""
+    root = tmp_path_factory.mktemp("unlabeled") / "artifacts"
+    ok(["prepare", "imdb", "--source", tiny_aclimdb, "--unlabeled", "--artifacts", root])
+    ok(["tokenize", "--min-df", "1", "--artifacts", root])
+    result = ok(["embed", "--dim", "16", "--epochs", "1", "--min-count", "1", "--artifacts", root])
+    assert "train + unlabeled" in result.output
+    return root
+
+
+@pytest.fixture
+def embedded_copy(embedded_pipeline, tmp_path) -> Path:
+    root = tmp_path / "artifacts"
+    shutil.copytree(embedded_pipeline, root)
     return root
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from rnnkit.cli import ablate, evaluate, models, predict, prepare, tokenize, train, tune
+from rnnkit.cli import ablate, embed, evaluate, models, predict, prepare, tokenize, train, tune
 
 app = typer.Typer(
     name="rnnkit",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(prepare.app, name="prepare")
 app.command("tokenize")(tokenize.tokenize)
+app.command("embed")(embed.embed)
 app.command("train")(train.train)
 app.command("tune")(tune.tune)
 app.command("evaluate")(evaluate.evaluate)

@@ -16,6 +16,11 @@ def evaluate(
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Batches computed at once, one thread each with one CPU thread inside. "
+             "Default: one per CPU thread (see --threads) on the CPU, 1 on CUDA.")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Reviews per batch. Default: 32 on the CPU, 256 on CUDA.")] = None,
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bf16 on CPU, fp16 on CUDA).")] = False,
     compare: Annotated[bool, typer.Option("--compare", help="Also print every evaluated run side by side.")] = False,
     artifacts: ArtifactsOption = None,
@@ -23,6 +28,7 @@ def evaluate(
     """Loss, accuracy, precision, recall, F1 (binary); micro/macro F1, subset accuracy (multi-label)."""
     from rich.table import Table
 
+    from rnnkit.artifacts import write_text
     from rnnkit.console import console
     from rnnkit.training.evaluate import all_reports
     from rnnkit.training.evaluate import evaluate as run_evaluation
@@ -30,7 +36,8 @@ def evaluate(
 
     configure_threads(threads)
     paths = paths_for(artifacts)
-    report = run_evaluation(paths, run=run, split=split, which=checkpoint, device=device, amp=amp)
+    report = run_evaluation(paths, run=run, split=split, which=checkpoint, device=device, amp=amp,
+                            batch_size=batch_size, workers=workers)
     # A header line, not a table title: rich would wrap a long run name to the table's width.
     console.print(f"{report['run']} ({report['model']}, epoch {report['epoch']}) on {split}: "
                   f"{report['examples']:,} examples")
@@ -48,10 +55,26 @@ def evaluate(
     if compare:
         reports = all_reports(paths, split)
         keys = list(report["metrics"])
+        headline = keys[1]  # accuracy (binary) or the first F1 (multi-label)
         cmp = Table(title=f"runs on {split}")
-        for col in ["run", "model", "epoch", *keys]:
+        columns = ["run", "model", "epoch", *keys, "params", "params w/o emb.", "s/epoch"]
+        for col in columns:
             cmp.add_column(col, justify="left" if col in ("run", "model") else "right")
-        for r in sorted(reports, key=lambda r: r["metrics"].get(keys[1], 0), reverse=True):
-            cmp.add_row(r["run"], r["model"], str(r["epoch"]),
-                        *(f"{r['metrics'].get(k, float('nan')):.4f}" for k in keys))
+        rows = []
+        for r in sorted(reports, key=lambda r: r["metrics"].get(headline, 0), reverse=True):
+            rows.append([r["run"], r["model"], str(r["epoch"]),
+                         *(f"{r['metrics'].get(k, float('nan')):.4f}" for k in keys),
+                         _count(r.get("parameters")), _count(r.get("parameters_without_embedding")),
+                         "" if r.get("seconds_per_epoch") is None else f"{r['seconds_per_epoch']:.1f}"])
+            cmp.add_row(*rows[-1])
         console.print(cmp)
+        # The same table as Markdown, ready for a write-up or BENCHMARKS.md.
+        markdown = paths.reports / f"comparison-{split}.md"
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        write_text(markdown, "\n".join(lines) + "\n")
+        console.print(f"comparison -> {markdown}")
+
+
+def _count(n) -> str:
+    return "" if n is None else f"{n:,}"

@@ -16,9 +16,13 @@ def predict(
     run: Annotated[str | None, typer.Option(help="Run name. Default: the latest run.")] = None,
     threshold: Annotated[float, typer.Option(help="Probability from which a label is predicted.")] = 0.5,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per text.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 256,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Texts per batch. Default: 32 on the CPU, 256 on CUDA.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Batches computed at once, one thread each with one CPU thread inside. "
+             "Default: one per CPU thread (see --threads) on the CPU, 1 on CUDA.")] = None,
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bf16 on CPU, fp16 on CUDA).")] = False,
     artifacts: ArtifactsOption = None,
 ):
@@ -32,7 +36,7 @@ def predict(
     configure_threads(threads)
     items = read_texts(texts or [], file)
     predictor = Predictor.from_run(paths_for(artifacts), run, device=device, amp=amp)
-    results = predictor.predict(items, threshold=threshold, batch_size=batch_size)
+    results = predictor.predict(items, threshold=threshold, batch_size=batch_size, workers=workers)
     out = sys.stdout
     for r in results:
         if json_output:

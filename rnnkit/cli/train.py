@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,6 +31,11 @@ def train(
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bf16 on CPU, fp16 on CUDA).")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    embeddings: Annotated[Path | None, typer.Option(help="Initialise the embedding from artifacts/embeddings.pt "
+                                                         "(`rnnkit embed`) or a GloVe / word2vec text file.")]
+    = None,
+    freeze_embeddings_epochs: Annotated[int, typer.Option(help="Keep the --embeddings vectors fixed for the first "
+                                                               "N epochs, then train them.")] = 0,
     name: Annotated[str | None, typer.Option(help="Run name. Default: <model>-<date>-<time>.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run of this --name.")] = False,
     artifacts: ArtifactsOption = None,
@@ -43,7 +49,9 @@ def train(
                            bidirectional=bidirectional, dropout=dropout,
                            embedding_dropout=embedding_dropout, lr=lr, weight_decay=weight_decay,
                            batch_size=batch_size, epochs=epochs, patience=patience, clip=clip, seed=seed,
-                           device=device, threads=threads, amp=amp, compile=compile)
+                           device=device, threads=threads, amp=amp, compile=compile,
+                           embeddings=None if embeddings is None else str(embeddings),
+                           freeze_embeddings_epochs=freeze_embeddings_epochs)
     result = run_training(paths_for(artifacts), options, name=name, force=force)
     best = result.best
     metric = "val_accuracy" if "val_accuracy" in best else "val_micro_f1"

@@ -35,6 +35,11 @@ def tune(
                                                     "lr [1e-4,3e-3] log.")] = None,
     final_epochs: Annotated[int, typer.Option(help="Epochs for training the best configuration as run "
                                                    "tuned-<study> (0: skip).")] = 5,
+    embeddings: Annotated[Path | None, typer.Option(help="Start every trial's embedding from "
+                                                         "artifacts/embeddings.pt or a GloVe / word2vec text "
+                                                         "file (as `train --embeddings`).")] = None,
+    freeze_embeddings_epochs: Annotated[int, typer.Option(help="Keep the --embeddings vectors fixed for the "
+                                                               "first N epochs of every trial.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
     artifacts: ArtifactsOption = None,
@@ -47,7 +52,9 @@ def tune(
     options = TuneOptions(trials=trials, study=study, model=model, epochs_per_trial=epochs_per_trial, metric=metric,
                           sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, storage=storage,
                           space=load_space(space) if space is not None else default_space(),
-                          final_epochs=final_epochs, device=device, threads=threads)
+                          final_epochs=final_epochs, device=device, threads=threads,
+                          embeddings=None if embeddings is None else str(embeddings),
+                          freeze_embeddings_epochs=freeze_embeddings_epochs)
 
     def on_start(name: str, where: str, so_far: int) -> None:
         console.print(f"study [bold]{name}[/] ({where}, {so_far} trial(s) so far): adding {trials} trial(s) of "

@@ -8,8 +8,9 @@
 
 A model checkpoint holds: format version, model name, config (plain dict), state_dict,
 task, label names, the tokenizer (its JSON text, so predict needs nothing else, plus the
-sha256 of the tokenizer.json it came from) and the sha256 of the dataset.pt it was trained
-on. All of it loads with `torch.load(weights_only=True)`.
+sha256 of the tokenizer.json it came from), the sha256 of the dataset.pt it was trained
+on, and where pretrained embeddings came from (`--embeddings`; None without). All of it
+loads with `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ TRAIN_FIX = "run `rnnkit train` first"
 
 def model_payload(model, *, name: str, config, task: str, label_names: list[str],
                   tokenizer_json: str, tokenizer_sha256: str, dataset_sha256: str,
-                  epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
+                  epoch: int, metrics: dict[str, float], embeddings: dict[str, Any] | None = None) -> dict[str, Any]:
     state = model.state_dict()
     # torch.compile wraps a model; its state_dict keys gain a prefix that a plain model lacks.
     state = {k.removeprefix("_orig_mod."): v.detach().cpu() for k, v in state.items()}
@@ -49,6 +50,9 @@ def model_payload(model, *, name: str, config, task: str, label_names: list[str]
         "dataset_sha256": dataset_sha256,
         "epoch": epoch,
         "metrics": dict(metrics),
+        # Where the initial embedding came from (path, sha256, rows, scale factor, frozen
+        # epochs), or None; the weights themselves are in state_dict, so predict needs nothing.
+        "embeddings": embeddings,
     }
 
 

@@ -67,22 +67,31 @@ def load_run_split(paths: ArtifactPaths, *, run: str | None, split: str, which: 
 
 
 def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test",
-             which: str = "best", device: str = "auto", batch_size: int = 256,
-             amp: bool = False) -> dict[str, Any]:
+             which: str = "best", device: str = "auto", batch_size: int | None = None,
+             amp: bool = False, workers: int | None = None) -> dict[str, Any]:
+    """`batch_size` None: 32 on the CPU, 256 on CUDA; `workers` None: one per torch CPU thread
+    on the CPU, 1 on CUDA (training/inference.py)."""
     from rnnkit.plots import confusion_matrix
+    from rnnkit.training import inference
     from rnnkit.training.trainer import metrics_from_logits, predict_logits
 
     loaded = load_run_split(paths, run=run, split=split, which=which, device=device)
     run, ckpt, model, dev = loaded.run, loaded.checkpoint, loaded.model, loaded.device
     x, lengths, y = loaded.x, loaded.lengths, loaded.y
     manifest, hashes, checkpoint_path = loaded.manifest, loaded.dataset_hashes, loaded.checkpoint_path
-    logits = predict_logits(model, x, lengths, batch_size=batch_size, device=dev, amp=amp)
+    batch_size = batch_size or inference.default_batch_size(dev)
+    if batch_size < 1:
+        raise RnnkitError(f"--batch-size {batch_size} must be at least 1")
+    logits = predict_logits(model, x, lengths, batch_size=batch_size, device=dev, amp=amp,
+                            workers=inference.resolve_workers(workers, dev))
     metrics = metrics_from_logits(logits, y, ckpt["task"])
     probs = logits.sigmoid().numpy().reshape(y.shape)
     targets = y.numpy().astype(int)
     report: dict[str, Any] = {
         "run": run, "model": ckpt["model"], "checkpoint": which, "epoch": ckpt["epoch"], "split": split,
         "task": ckpt["task"], "examples": len(y), "label_names": ckpt["label_names"], "metrics": metrics,
+        # What the notebooks' comparison of experiments puts beside each score.
+        **run_facts(paths.run_dir(run), model),
     }
     stem = paths.reports / f"{run}-{split}"
     outputs = [stem.with_suffix(".json")]
@@ -106,6 +115,25 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
                     input_hashes={**hashes, **manifest.hashes([checkpoint_path])}, outputs=outputs)
     report["report_path"] = str(outputs[0])
     return report
+
+
+def run_facts(run_dir: Path, model) -> dict[str, Any]:
+    """Size and cost of a run: trainable parameters (with and without the embedding) and
+    the mean training seconds per epoch from its metrics.jsonl (absent: None)."""
+    import json
+
+    trainable = sum(p.numel() for p in model.parameters())
+    embedding = getattr(model, "embedding", None)
+    in_embedding = sum(p.numel() for p in embedding.parameters()) if embedding is not None else 0
+    seconds = None
+    try:
+        epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+        times = [e["train_seconds"] for e in epochs if "train_seconds" in e]
+        seconds = round(sum(times) / len(times), 2) if times else None
+    except (OSError, ValueError):
+        pass
+    return {"parameters": trainable, "parameters_without_embedding": trainable - in_embedding,
+            "seconds_per_epoch": seconds}
 
 
 def all_reports(paths: ArtifactPaths, split: str = "test") -> list[dict]:

@@ -9,6 +9,7 @@ run is never replaced by a half-finished one) and records the run in the manifes
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import re
@@ -49,12 +50,15 @@ class TrainOptions:
     compile: bool = False  # torch.compile the model
     kernel_sizes: tuple[int, ...] = (3, 4, 5)  # cnn
     channels: int = 100  # cnn
+    embeddings: str | None = None  # embeddings.pt from `rnnkit embed`, or a GloVe / word2vec text file
+    freeze_embeddings_epochs: int = 0  # keep the pretrained embedding fixed for the first N epochs
 
     def check(self) -> None:
         for flag, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1),
                                  ("--embedding-dim", self.embedding_dim, 1),
                                  ("--layers", self.layers, 1),
-                                 ("--patience", self.patience, 0)):
+                                 ("--patience", self.patience, 0),
+                                 ("--freeze-embeddings-epochs", self.freeze_embeddings_epochs, 0)):
             if value < low:
                 raise RnnkitError(f"{flag} {value} must be at least {low}")
         for flag, value in (("--dropout", self.dropout), ("--embedding-dropout", self.embedding_dropout)):
@@ -66,6 +70,9 @@ class TrainOptions:
             raise RnnkitError(f"--clip {self.clip} must be >= 0 (0 turns clipping off)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise RnnkitError(f"--device {self.device!r} — use auto, cpu or cuda")
+        if self.freeze_embeddings_epochs and not self.embeddings:
+            raise RnnkitError(f"--freeze-embeddings-epochs {self.freeze_embeddings_epochs} freezes pretrained "
+                              f"vectors — pass --embeddings PATH too (e.g. artifacts/embeddings.pt)")
 
 
 @dataclass
@@ -123,24 +130,14 @@ def autocast(device, enabled: bool):
 # --------------------------------------------------------------------------- the loop
 
 
-def predict_logits(model, x, lengths, *, batch_size: int = 256, device=None, amp: bool = False):
-    """Logits for every row of (x, lengths), in row order, batched longest-first."""
-    import torch
+def predict_logits(model, x, lengths, *, batch_size: int = 256, device=None, amp: bool = False,
+                   workers: int = 1):
+    """Logits for every row of (x, lengths), in row order, batched longest-first
+    (training/inference.py; `workers > 1`: that many batches at once on worker threads)."""
+    from rnnkit.training import inference
 
-    from rnnkit.training.batching import sorted_order
-
-    device = device or next(model.parameters()).device
-    out = None
-    model.eval()
-    with torch.inference_mode(), autocast(device, amp):
-        for index in sorted_order(lengths, batch_size):
-            batch_lengths = lengths[index]
-            ids = x[index, : int(batch_lengths.max())].to(device, non_blocking=True)
-            logits = model(ids, batch_lengths).float().cpu()
-            if out is None:
-                out = torch.empty((len(lengths), logits.size(1)), dtype=torch.float32)
-            out[index] = logits
-    return out
+    return inference.predict_logits(model, x, lengths, batch_size=batch_size, device=device, amp=amp,
+                                    workers=workers)
 
 
 def evaluate_split(model, x, lengths, y, task: str, *, batch_size: int = 256, device=None,
@@ -186,10 +183,18 @@ def fit(model, data: dict, options: TrainOptions, *, device,
     stale = 0
     times = []
     n_batches = (len(lengths) + options.batch_size - 1) // options.batch_size
-    with training_progress() as bar:
+    freeze = options.freeze_embeddings_epochs
+    # Frozen = no gradient: the embedding's grad stays None, which Adam and clipping skip; from
+    # epoch freeze + 1 on it gets gradients and Adam starts its moments for it then.
+    embedding = model.embedding.weight if freeze else None
+    with training_progress() as bar, _restore_requires_grad(embedding):
         for epoch in range(1, options.epochs + 1):
             started = time.perf_counter()
             model.train()
+            if embedding is not None:
+                embedding.requires_grad_(epoch > freeze)
+                if epoch == freeze + 1:
+                    err_console.print(f"epoch {epoch}: embeddings unfrozen (frozen for {freeze} epoch(s))")
             task_id = bar.add_task(f"epoch {epoch}/{options.epochs}", total=n_batches, stats="")
             total_loss = seen = 0.0
             score = RunningScore(task)
@@ -253,6 +258,16 @@ def fit(model, data: dict, options: TrainOptions, *, device,
     return result
 
 
+@contextlib.contextmanager
+def _restore_requires_grad(weight):
+    """Give a frozen weight (or None) its gradient back when training ends, however it ends."""
+    try:
+        yield
+    finally:
+        if weight is not None:
+            weight.requires_grad_(True)
+
+
 # --------------------------------------------------------------------------- the stage
 
 
@@ -277,6 +292,11 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
         raise RnnkitError(f"{paths.word2idx} has {len(vocab):,} words but dataset.pt was encoded with "
                           f"{int(data['vocab_size']):,} — re-run `rnnkit tokenize --force`")
     tokenizer_json = paths.tokenizer.read_text(encoding="utf-8")
+    pretrained = None
+    if options.embeddings:
+        pretrained = load_run_embeddings(paths, manifest, options, tokenizer_json,
+                                         input_hashes[paths.rel(paths.tokenizer)])
+        input_hashes = {**input_hashes, **pretrained.input_hashes}
 
     configure_threads(options.threads)
     device = resolve_device(options.device)
@@ -289,7 +309,9 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
                          pad_id=int(data["pad_id"]),
                          kernel_sizes=tuple(options.kernel_sizes), channels=options.channels)
     config.hidden_dim = resolve_hidden_dim(options.hidden_dim, options.model, config)
-    model = build_model(options.model, config).to(device)
+    model = build_model(options.model, config)
+    embeddings_info = apply_pretrained(model, pretrained, options, pad_id=config.pad_id)
+    model = model.to(device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     err_console.print(f"run [bold]{name}[/]: {options.model}, hidden {config.hidden_dim}, {n_params:,} parameters, "
                       f"{len(data['y_train']):,} train / {len(data['y_val']):,} val, device {device}")
@@ -304,7 +326,7 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
         return checkpoints.model_payload(
             model, name=options.model, config=config, task=data["task"], label_names=data["label_names"],
             tokenizer_json=tokenizer_json, tokenizer_sha256=input_hashes[paths.rel(paths.tokenizer)],
-            dataset_sha256=dataset_sha, epoch=epoch, metrics=record)
+            dataset_sha256=dataset_sha, epoch=epoch, metrics=record, embeddings=embeddings_info)
 
     def on_best(epoch: int, record: dict) -> None:
         checkpoints.save(work_dir / "best.pt", payload(epoch, record))
@@ -330,6 +352,36 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
                 history, data["task"], interrupted=False)
     best = result.history[result.best_epoch - 1]
     return TrainResult(name, final_dir, result.best_epoch, best, len(result.history), result.seconds_per_epoch)
+
+
+def load_run_embeddings(paths: ArtifactPaths, manifest: Manifest, options: TrainOptions, tokenizer_json: str,
+                        tokenizer_sha256: str, *, check: bool = True):
+    """The vectors of --embeddings, aligned with the tokenizer and checked against --embedding-dim."""
+    from rnnkit.text.base import Tokenizer
+    from rnnkit.text.embeddings import check_dim, load_pretrained
+
+    assert options.embeddings
+    tokenizer = Tokenizer._from_json_text(tokenizer_json, str(paths.tokenizer))
+    pretrained = load_pretrained(paths, options.embeddings, tokenizer=tokenizer,
+                                 tokenizer_sha256=tokenizer_sha256, manifest=manifest)
+    if check:
+        check_dim(pretrained, options.embedding_dim)
+    return pretrained
+
+
+def apply_pretrained(model, pretrained, options: TrainOptions, *, pad_id: int) -> dict | None:
+    """Copy pretrained vectors into `model.embedding` (see text.embeddings.init_embedding) and say so."""
+    if pretrained is None:
+        return None
+    from rnnkit.console import err_console
+    from rnnkit.text.embeddings import init_embedding
+
+    info = init_embedding(model.embedding, pretrained, pad_id=pad_id)
+    info["freeze_epochs"] = options.freeze_embeddings_epochs
+    frozen = f", frozen for {info['freeze_epochs']} epoch(s)" if info["freeze_epochs"] else ""
+    err_console.print(f"embeddings: {info['rows']:,} of {info['vocab_size']:,} rows from {info['path']} "
+                      f"({info['kind']}, scaled x{info['factor']:.3g}){frozen}", highlight=False)
+    return info
 
 
 def _finish_run(paths, manifest, work_dir: Path, final_dir: Path, name: str, options: TrainOptions,

@@ -91,3 +91,53 @@ def test_word2idx_whose_pickle_would_run_code(pipeline_copy, tmp_path, monkeypat
 
 def test_unknown_model_lists_the_choices(pipeline_copy):
     fails_cleanly(["train", "--model", "transformer"], pipeline_copy, match="choose one of")
+
+
+# --------------------------------------------------------------------------- pretrained embeddings
+
+
+def test_embed_without_a_tokenizer(tmp_path):
+    fails_cleanly(["embed"], tmp_path / "a", match="run `rnnkit tokenize` first")
+
+
+def test_embeddings_of_another_dimension(embedded_copy):
+    line = fails_cleanly([*TINY_TRAIN, "--embedding-dim", "8", "--embeddings", embedded_copy / "embeddings.pt"],
+                         embedded_copy, match="--embedding-dim 8 but embeddings.pt holds 16-d vectors")
+    assert "pass --embedding-dim 16" in line and "`rnnkit embed --dim 8 --force`" in line
+
+
+def test_embeddings_of_another_tokenizer(pipeline_copy, unlabeled_embedded):
+    other = unlabeled_embedded / "embeddings.pt"  # 16-d, built for another corpus's tokenizer.json
+    fails_cleanly([*TINY_TRAIN, "--embeddings", other], pipeline_copy, match="built for another tokenizer.json")
+    fails_cleanly(["tune", "--trials", "1", "--embeddings", other], pipeline_copy,
+                  match="re-run `rnnkit embed --force`")
+
+
+def test_embeddings_file_missing(embedded_copy, tmp_path):
+    fails_cleanly([*TINY_TRAIN, "--embeddings", tmp_path / "nope.pt"], embedded_copy, match="run `rnnkit embed` first")
+    fails_cleanly(["embed", "--vectors", tmp_path / "nope.txt"], embedded_copy, match="no such file")
+
+
+def test_freeze_without_embeddings(pipeline_copy):
+    fails_cleanly([*TINY_TRAIN, "--freeze-embeddings-epochs", "1"], pipeline_copy, match="pass --embeddings")
+
+
+def test_vectors_file_without_vocabulary_overlap(embedded_copy, tmp_path):
+    path = tmp_path / "other.txt"
+    path.write_text("zzqx 0.1 0.2\nqqzx 0.3 0.4\n", encoding="utf-8")
+    fails_cleanly(["embed", "--vectors", path, "--force"], embedded_copy, match="none of the")
+    fails_cleanly([*TINY_TRAIN, "--embedding-dim", "2", "--embeddings", path], embedded_copy, match="'zzqx'")
+
+
+def test_vectors_file_with_a_bad_line(embedded_copy, tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("film 0.1 0.2\ngreat 0.3 x\n", encoding="utf-8")
+    fails_cleanly(["embed", "--vectors", path], embedded_copy, match="line 2 is not `word` and 2 numbers")
+
+
+def test_tampered_embeddings(embedded_copy):
+    path = embedded_copy / "embeddings.pt"
+    data = torch.load(path, weights_only=True)
+    data["vectors"] = data["vectors"] * 2  # still loads, still for this tokenizer
+    torch.save(data, path)
+    fails_cleanly([*TINY_TRAIN, "--embeddings", path], embedded_copy, match="re-run `rnnkit embed --force`")

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import torch
-from support import TINY_TOKENIZE, ok, run_cli
+from support import TINY_TOKENIZE, TINY_TRAIN, ok, run_cli
 
 from rnnkit.text.dataset import load_word2idx
 
@@ -38,6 +38,26 @@ def test_evaluate_reports_binary_metrics(pipeline_copy):
     assert set(report["metrics"]) == {"loss", "accuracy", "precision", "recall", "f1"}
     assert report["examples"] == 1000 and sum(map(sum, report["confusion_matrix"])) == 1000
     assert "accuracy" in result.output and (pipeline_copy / "reports" / "tiny-test.png").exists()
+
+
+def test_evaluate_compare_lists_runs_with_size_and_cost(pipeline_copy):
+    ok([*TINY_TRAIN, "--model", "cnn", "--name", "tiny-cnn", "--artifacts", pipeline_copy])
+    ok(["evaluate", "--run", "tiny", "--artifacts", pipeline_copy])
+    ok(["evaluate", "--run", "tiny-cnn", "--compare", "--artifacts", pipeline_copy])
+    reports = {name: json.loads((pipeline_copy / "reports" / f"{name}-test.json").read_text())
+               for name in ("tiny", "tiny-cnn")}
+    for report in reports.values():
+        assert 0 < report["parameters_without_embedding"] < report["parameters"]
+        assert report["seconds_per_epoch"] > 0
+    # The two models differ in size, and the embedding (same vocabulary, same width) in neither.
+    assert reports["tiny"]["parameters"] != reports["tiny-cnn"]["parameters"]
+    assert (reports["tiny"]["parameters"] - reports["tiny"]["parameters_without_embedding"]
+            == reports["tiny-cnn"]["parameters"] - reports["tiny-cnn"]["parameters_without_embedding"])
+    table = (pipeline_copy / "reports" / "comparison-test.md").read_text().splitlines()
+    assert table[0].startswith("| run | model | epoch | loss | accuracy") and len(table) == 4
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table[2:]}
+    assert set(rows) == {"tiny", "tiny-cnn"}
+    assert f"{reports['tiny-cnn']['parameters']:,}" in rows["tiny-cnn"]
 
 
 def test_predict_text_json_and_stdin_agree(pipeline_copy):
@@ -94,3 +114,27 @@ def test_amp_predictions_agree_with_float32(pipeline_copy):
             .output.strip().splitlines()]
     for a, b in zip(fp32, bf16):
         assert abs(a["probabilities"]["pos"] - b["probabilities"]["pos"]) < 0.02
+
+
+def test_worker_threads_keep_predictions_and_order(pipeline_copy):
+    texts = ["great film", "a dull, boring waste of time", "not bad at all, i liked the actors",
+             "awful", "the best acting i have seen in years, a wonderful story"]
+
+    def predict(*flags):
+        out = ok(["predict", *texts, "--json", *flags, "--artifacts", pipeline_copy]).output
+        return [json.loads(x) for x in out.strip().splitlines()]
+
+    plain = predict("--workers", "1", "--batch-size", "256")
+    threaded = predict("--workers", "2", "--batch-size", "2")
+    assert [r["text"] for r in threaded] == texts
+    for a, b in zip(plain, threaded):
+        assert a["label"] == b["label"] and abs(a["probabilities"]["pos"] - b["probabilities"]["pos"]) < 1e-5
+
+
+def test_evaluate_with_worker_threads_reports_the_same_metrics(pipeline_copy):
+    reports = []
+    for flags in (["--workers", "1", "--batch-size", "256"], ["--workers", "2", "--batch-size", "16"]):
+        ok(["evaluate", *flags, "--artifacts", pipeline_copy])
+        reports.append(json.loads(next((pipeline_copy / "reports").glob("*-test.json")).read_text()))
+    for key, value in reports[0]["metrics"].items():
+        assert abs(reports[1]["metrics"][key] - value) < 1e-5, key

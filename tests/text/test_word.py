@@ -57,3 +57,10 @@ def test_saved_tokenizer_reloads_and_encodes_identically(tmp_path):
     assert isinstance(again, WordTokenizer)
     for text in CORPUS + ["unknown words here, great"]:
         assert again.ids(text) == tok.ids(text)
+
+
+def test_tokenize_is_blind_to_runs_of_whitespace_and_breaks():
+    tok = WordTokenizer(["<PAD>", "<UNK>"])
+    messy = "  Great\tfilm!<br /><br />Don't\n\n  miss   it?  It's 10/10 "
+    assert tok.tokenize(messy) == tok.tokenize(" ".join(messy.split())) == [
+        "great", "film", "!", "don't", "miss", "it", "?", "it's", "10", "10"]

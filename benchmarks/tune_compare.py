@@ -3,6 +3,7 @@
     python benchmarks/tune_compare.py --artifacts artifacts [--trials 15] [--epochs-per-trial 3]
                                       [--timeout SECONDS] [--pruner median] [--space FILE]
                                       [--seed 0] [--threads N] [--device auto]
+                                      [--parallel] [--keep DIR]
 
 Needs a tokenized artifacts folder (`rnnkit prepare imdb` + `rnnkit tokenize`). In this one
 process it runs, one after the other on the same dataset.pt:
@@ -20,6 +21,13 @@ is the pruning. --timeout bounds each procedure (no new trial starts after it; t
 one finishes). It prints wall time, trials completed and pruned, epochs trained and the
 best validation accuracy of each, and the ratios. The studies live in a temporary copy of
 the artifacts folder, so the real one is not touched; no final run is trained.
+
+--parallel runs the two procedures at the same time, each in its own process (give
+--threads 1 on a 2-core machine: one core each), so both see the same machine for the same
+--timeout. --keep DIR keeps the studies' journals in DIR/tune/ (and the copied inputs), so
+that the best configuration can be trained afterwards as an ordinary run:
+
+    rnnkit tune --study rnnkit --storage DIR/tune/rnnkit.journal --trials 0 --final-epochs 5
 """
 
 from __future__ import annotations
@@ -84,17 +92,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--parallel", action="store_true", help="both procedures at once, one process each")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the studies (and inputs) in this folder")
     args = parser.parse_args()
 
-    rows = []
+    procedures = (("notebook", "none"), ("rnnkit", args.pruner))
     with tempfile.TemporaryDirectory(prefix="tune-compare-") as tmp:
-        root = Path(tmp) / "artifacts"
+        root = args.keep if args.keep is not None else Path(tmp) / "artifacts"
         copy_inputs(args.artifacts, root)
+        for name, pruner in procedures:
+            print(f"{name}: {args.trials} trials x {args.epochs_per_trial} epochs, TPE, pruner {pruner}"
+                  + (f", timeout {args.timeout:g} s" if args.timeout else ""), flush=True)
         try:
-            for name, pruner in (("notebook", "none"), ("rnnkit", args.pruner)):
-                print(f"{name}: {args.trials} trials x {args.epochs_per_trial} epochs, TPE, pruner {pruner}"
-                      + (f", timeout {args.timeout:g} s" if args.timeout else ""), flush=True)
-                rows.append(run(name, root, args, pruner))
+            if args.parallel:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                # spawn: each worker starts its own torch with its own thread pool.
+                with ProcessPoolExecutor(len(procedures), mp_context=multiprocessing.get_context("spawn")) as pool:
+                    rows = list(pool.map(run, *zip(*[(name, root, args, pruner) for name, pruner in procedures])))
+            else:
+                rows = [run(name, root, args, pruner) for name, pruner in procedures]
         except RnnkitError as exc:
             sys.exit(f"error: {exc}")
 

@@ -85,6 +85,8 @@ TUNABLE: dict[str, _Kind] = {
     "layers": _Kind(int, lambda v: v >= 1, "an integer >= 1"),
     "bidirectional": _Kind(bool, valid="true or false"),
     "dropout": _Kind(float, lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "embedding_dropout": _Kind(float, lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "embedding_init": _Kind(float, lambda v: v >= 0, ">= 0 (0: N(0, 1))"),
     "lr": _Kind(float, lambda v: v > 0, "> 0"),
     "weight_decay": _Kind(float, lambda v: v >= 0, ">= 0"),
     "batch_size": _Kind(int, lambda v: v >= 1, "an integer >= 1"),
@@ -764,15 +766,12 @@ def tune(paths: ArtifactPaths, options: TuneOptions, *,
 def _build_model(options: TrainOptions, data: dict, device, pretrained=None):
     import torch
 
-    from rnnkit.models import ModelConfig, build_model
+    from rnnkit.models import build_model
     from rnnkit.text.embeddings import init_embedding
+    from rnnkit.training.trainer import model_config
 
     torch.manual_seed(options.seed)  # every configuration starts from the same seed, as `train` does
-    num_outputs = 1 if data["task"] == "binary" else len(data["label_names"])
-    config = ModelConfig(vocab_size=int(data["vocab_size"]), num_outputs=num_outputs,
-                         embedding_dim=options.embedding_dim, hidden_dim=options.hidden_dim, layers=options.layers,
-                         bidirectional=options.bidirectional, dropout=options.dropout, pad_id=int(data["pad_id"]),
-                         kernel_sizes=tuple(options.kernel_sizes), channels=options.channels)
+    config = model_config(options, data)
     model = build_model(options.model, config)
     if pretrained is not None:
         init_embedding(model.embedding, pretrained, pad_id=config.pad_id)

@@ -20,6 +20,8 @@ def train(
     bidirectional: Annotated[bool, typer.Option("--bidirectional", help="Both directions, where optional.")] = False,
     dropout: Annotated[float, typer.Option(help="Dropout before the classifier and between layers.")] = 0.5,
     embedding_dropout: Annotated[float, typer.Option(help="Dropout on the embedded tokens.")] = 0.0,
+    embedding_init: Annotated[float, typer.Option(help="Random token vectors start uniform in [-A, A] "
+                                                       "(0: PyTorch's N(0, 1)).")] = 0.05,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Examples per batch.")] = 64,
@@ -47,7 +49,8 @@ def train(
 
     options = TrainOptions(model=model, embedding_dim=embedding_dim, hidden_dim=hidden_dim, layers=layers,
                            bidirectional=bidirectional, dropout=dropout,
-                           embedding_dropout=embedding_dropout, lr=lr, weight_decay=weight_decay,
+                           embedding_dropout=embedding_dropout, embedding_init=embedding_init, lr=lr,
+                           weight_decay=weight_decay,
                            batch_size=batch_size, epochs=epochs, patience=patience, clip=clip, seed=seed,
                            device=device, threads=threads, amp=amp, compile=compile,
                            embeddings=None if embeddings is None else str(embeddings),

@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from rnnkit.models.config import ModelConfig
-from rnnkit.models.layers import Head, RaggedRNN, gather_last, length_mask
+from rnnkit.models.layers import Head, RaggedRNN, gather_last, length_mask, token_embedding
 from rnnkit.models.registry import register
 
 
@@ -92,7 +92,7 @@ class AttentionLSTM(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, config.pad_id)
+        self.embedding = token_embedding(config)
         # RaggedRNN, not packing: PyTorch's packed CPU backward is quadratic for ragged batches.
         self.rnn = RaggedRNN("lstm", config.embedding_dim, config.hidden_dim, layers=config.layers,
                              bidirectional=config.bidirectional, dropout=config.dropout)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit.models.config import ModelConfig
-from rnnkit.models.layers import Head, length_mask
+from rnnkit.models.layers import Head, length_mask, token_embedding
 from rnnkit.models.registry import register
 
 
@@ -28,7 +28,7 @@ class KimCNN(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, config.pad_id)
+        self.embedding = token_embedding(config)
         self.convs = nn.ModuleList(nn.Conv1d(config.embedding_dim, config.channels, k) for k in config.kernel_sizes)
         features = config.channels * len(config.kernel_sizes)
         self.head = Head(features, config.num_outputs, config.dropout)

@@ -17,6 +17,9 @@ class ModelConfig:
     dropout: float = 0.5  # before the classifier head (and between stacked layers)
     embedding_dropout: float = 0.0  # on the embedded tokens: slows the over-confidence that sets in by epoch 3
     pad_id: int = 0  # embedding row kept at zero and never updated
+    # Token vectors start uniform in [-a, a] (Keras' default a = 0.05); 0: nn.Embedding's
+    # N(0, 1). Small starts generalise better: see layers.token_embedding.
+    embedding_init: float = 0.05
     kernel_sizes: tuple[int, ...] = (3, 4, 5)  # cnn only: one convolution per width
     channels: int = 100  # cnn only: feature maps per kernel width
     extra: dict[str, Any] = field(default_factory=dict)  # model-specific options

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from rnnkit.models.config import ModelConfig
-from rnnkit.models.layers import Head, RaggedRNN, final_hidden, length_mask, masked_mean_max
+from rnnkit.models.layers import Head, RaggedRNN, final_hidden, length_mask, masked_mean_max, token_embedding
 from rnnkit.models.registry import register
 
 
@@ -21,7 +21,7 @@ class PackedRNNClassifier(nn.Module):
     def __init__(self, config: ModelConfig, cell: str = "lstm"):
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, config.pad_id)
+        self.embedding = token_embedding(config)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.rnn = RaggedRNN(cell, config.embedding_dim, config.hidden_dim, layers=config.layers,
                              bidirectional=config.bidirectional, dropout=config.dropout)
@@ -44,7 +44,7 @@ class BiLSTMPool(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, config.pad_id)
+        self.embedding = token_embedding(config)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.rnn = RaggedRNN("lstm", config.embedding_dim, config.hidden_dim, layers=config.layers,
                              bidirectional=True, dropout=config.dropout)

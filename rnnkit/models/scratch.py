@@ -51,7 +51,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from rnnkit.models.config import ModelConfig
-from rnnkit.models.layers import Head, final_hidden
+from rnnkit.models.layers import Head, final_hidden, token_embedding
 from rnnkit.models.registry import register
 
 # ---------------------------------------------------------------------------------------
@@ -543,7 +543,7 @@ class ScratchClassifier(nn.Module):
     def __init__(self, config: ModelConfig, cell: type[_ScratchRecurrent]):
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, config.pad_id)
+        self.embedding = token_embedding(config)
         self.rnn = cell(
             config.embedding_dim,
             config.hidden_dim,

@@ -15,10 +15,12 @@ get no row. `embed --vectors FILE` takes the rows from a GloVe or word2vec text 
 
 `rnnkit train --embeddings PATH` (this file, or a vector text file read directly) copies
 the vectors into `model.embedding`: rows without a vector keep the model's random init and
-`<PAD>` stays zero. The vectors are standardised first (see `init_embedding`): word2vec's
-components are ~0.1-0.3 in size, GloVe's ~0.4, the model's own init N(0, 1); copied
-unscaled, the pretrained rows are several times smaller than the random rows beside them
-and than what the recurrent layers' initialisation expects, and training pulls them apart.
+`<PAD>` stays zero. The vectors are standardised first (see `init_embedding`): centred,
+then scaled to a standard deviation of 1 — the spread of nn.Embedding's N(0, 1). Why that
+size rather than the small uniform start of random rows (models/layers.token_embedding):
+Adam moves every weight by about the learning rate per step whatever its size, so
+unit-sized vectors keep most of their pretrained geometry through training, where vectors
+of the random rows' size (~0.03) would be rewritten within an epoch of unfreezing.
 """
 
 from __future__ import annotations
@@ -44,8 +46,7 @@ from rnnkit.text.base import PAD_ID, Tokenizer
 
 ALGORITHMS = ("cbow", "skipgram")
 EMBED_FIX = "re-run `rnnkit embed --force`"
-# How a pretrained vector's components are sized against the model's own init: 1.0 gives
-# them the same standard deviation as the random rows (nn.Embedding: N(0, 1)).
+# The standard deviation a pretrained vector's components are scaled to (module docstring).
 DEFAULT_SCALE = 1.0
 _TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip container; the legacy pickle format
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -413,14 +414,14 @@ def check_dim(pretrained: Pretrained, embedding_dim: int) -> None:
 
 def init_embedding(embedding, pretrained: Pretrained, *, pad_id: int = PAD_ID, scale: float = DEFAULT_SCALE,
                    center: bool = True) -> dict[str, Any]:
-    """Copy the pretrained rows into an nn.Embedding, standardised to the model's own init.
+    """Copy the pretrained rows into an nn.Embedding, standardised.
 
     Each component is centred on the vectors' mean (word2vec and GloVe vectors share a
     common direction that tells words apart no better than chance), then all components are
     multiplied by one factor — the geometry between words is kept — so that their standard
-    deviation is `scale` times that of the embedding's random init (measured on the table
-    itself; nn.Embedding draws N(0, 1)). Rows without a vector keep the init; `pad_id` is 0.
-    Returns what was done, as plain data for the checkpoint.
+    deviation is `scale` (1.0: that of N(0, 1), see the module docstring). Rows without a
+    vector keep the random init; `pad_id` is 0. Returns what was done, as plain data for
+    the checkpoint.
     """
     import torch
 
@@ -429,14 +430,11 @@ def init_embedding(embedding, pretrained: Pretrained, *, pad_id: int = PAD_ID, s
     rows = pretrained.has_vector.clone().bool()
     rows[pad_id] = False
     with torch.no_grad():
-        others = torch.ones(len(weight), dtype=torch.bool)
-        others[pad_id] = False
-        target = float(weight[others].float().std())
         vectors = pretrained.vectors[rows].double()
         if center and len(vectors) > 1:
             vectors = vectors - vectors.mean(0)
         spread = float(vectors.pow(2).mean().sqrt())  # the std of the (centred) components
-        factor = scale * target / spread if spread > 0 else 1.0
+        factor = scale / spread if spread > 0 else 1.0
         weight[rows.to(weight.device)] = (vectors * factor).to(weight.dtype).to(weight.device)
         weight[pad_id] = 0.0
     return {**pretrained.source, "rows": int(rows.sum()), "vocab_size": len(weight), "factor": factor,

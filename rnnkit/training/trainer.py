@@ -37,6 +37,7 @@ class TrainOptions:
     bidirectional: bool = False  # for models where it is optional
     dropout: float = 0.5
     embedding_dropout: float = 0.0  # dropout on embedded tokens (lstm family)
+    embedding_init: float = 0.05  # random token vectors start uniform in [-a, a]; 0: N(0, 1)
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 64
@@ -66,6 +67,9 @@ class TrainOptions:
                 raise RnnkitError(f"{flag} {value} must be in [0, 1), e.g. 0.5")
         if self.lr <= 0:
             raise RnnkitError(f"--lr {self.lr} must be positive, e.g. 1e-3")
+        if self.embedding_init < 0:
+            raise RnnkitError(f"--embedding-init {self.embedding_init} must be >= 0 "
+                              f"(a range a > 0 for uniform [-a, a], or 0 for N(0, 1))")
         if self.clip < 0:
             raise RnnkitError(f"--clip {self.clip} must be >= 0 (0 turns clipping off)")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -276,8 +280,7 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
     import torch
 
     from rnnkit.console import err_console
-    from rnnkit.models import ModelConfig, build_model, get_spec
-    from rnnkit.models.sizing import resolve_hidden_dim
+    from rnnkit.models import build_model, get_spec
     from rnnkit.text.dataset import load_dataset, load_word2idx
 
     options.check()
@@ -301,14 +304,7 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
     configure_threads(options.threads)
     device = resolve_device(options.device)
     torch.manual_seed(options.seed)
-    num_outputs = 1 if data["task"] == "binary" else len(data["label_names"])
-    config = ModelConfig(vocab_size=int(data["vocab_size"]), num_outputs=num_outputs,
-                         embedding_dim=options.embedding_dim, hidden_dim=128,
-                         layers=options.layers, bidirectional=options.bidirectional,
-                         dropout=options.dropout, embedding_dropout=options.embedding_dropout,
-                         pad_id=int(data["pad_id"]),
-                         kernel_sizes=tuple(options.kernel_sizes), channels=options.channels)
-    config.hidden_dim = resolve_hidden_dim(options.hidden_dim, options.model, config)
+    config = model_config(options, data)
     model = build_model(options.model, config)
     embeddings_info = apply_pretrained(model, pretrained, options, pad_id=config.pad_id)
     model = model.to(device)
@@ -352,6 +348,22 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
                 history, data["task"], interrupted=False)
     best = result.history[result.best_epoch - 1]
     return TrainResult(name, final_dir, result.best_epoch, best, len(result.history), result.seconds_per_epoch)
+
+
+def model_config(options: TrainOptions, data: dict):
+    """The ModelConfig that `options` describe for this dataset (shared by train and tune)."""
+    from rnnkit.models import ModelConfig
+    from rnnkit.models.sizing import resolve_hidden_dim
+
+    num_outputs = 1 if data["task"] == "binary" else len(data["label_names"])
+    config = ModelConfig(vocab_size=int(data["vocab_size"]), num_outputs=num_outputs,
+                         embedding_dim=options.embedding_dim, hidden_dim=128,
+                         layers=options.layers, bidirectional=options.bidirectional,
+                         dropout=options.dropout, embedding_dropout=options.embedding_dropout,
+                         embedding_init=options.embedding_init, pad_id=int(data["pad_id"]),
+                         kernel_sizes=tuple(options.kernel_sizes), channels=options.channels)
+    config.hidden_dim = resolve_hidden_dim(options.hidden_dim, options.model, config)
+    return config
 
 
 def load_run_embeddings(paths: ArtifactPaths, manifest: Manifest, options: TrainOptions, tokenizer_json: str,

@@ -67,6 +67,19 @@ def test_output_shape(name):
     assert model(ids, lengths).shape == (3, 3)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_embedding_starts_small_and_uniform_with_a_zero_pad_row(name):
+    torch.manual_seed(0)
+    weight = build_model(name, tiny_config(vocab_size=400, embedding_init=0.05)).embedding.weight.detach()
+    assert torch.all(weight[0] == 0)
+    rows = weight[1:]
+    assert rows.abs().max() <= 0.05 and rows.abs().max() > 0.045  # fills the range, stays in it
+    assert abs(float(rows.std()) - 0.05 / 3**0.5) < 0.003  # the std of U(-a, a)
+    torch.manual_seed(0)
+    pytorch_default = build_model(name, tiny_config(vocab_size=400, embedding_init=0.0)).embedding.weight.detach()
+    assert abs(float(pytorch_default[1:].std()) - 1.0) < 0.05 and torch.all(pytorch_default[0] == 0)
+
+
 CASES = [(name, layers, bi) for name in NAMES for layers in (1, 2) for bi in directions_for(name)]
 
 

@@ -131,17 +131,15 @@ def test_init_embedding_copies_scaled_vectors_into_every_model(embedded_pipeline
         init = model.embedding.weight.detach().clone()
         info = init_embedding(model.embedding, pretrained, scale=1.0)
         weight = model.embedding.weight.detach()
-        target = float(init[1:].std())
-        assert info["factor"] == pytest.approx(target / float(centred.pow(2).mean().sqrt()))
+        assert info["factor"] == pytest.approx(1.0 / float(centred.pow(2).mean().sqrt()))
         assert torch.allclose(weight[rows], (centred * info["factor"]).float()), name
-        assert float(weight[rows].std()) == pytest.approx(target, rel=1e-3)  # the init's spread
+        assert float(weight[rows].std()) == pytest.approx(1.0, rel=1e-3)  # N(0, 1)'s spread
         assert torch.equal(weight[~rows][1:], init[~rows][1:])  # no vector: the random init stays
         assert not weight[0].any()  # <PAD>
     assert info["rows"] == int(rows.sum()) and info["path"] == str(paths.embeddings.resolve())
     half = build_model("cnn", config)
-    init_std = float(half.embedding.weight.detach()[1:].std())
     init_embedding(half.embedding, pretrained, scale=0.5)
-    assert float(half.embedding.weight.detach()[rows].std()) == pytest.approx(0.5 * init_std, rel=1e-3)
+    assert float(half.embedding.weight.detach()[rows].std()) == pytest.approx(0.5, rel=1e-3)
 
 
 def test_train_with_embeddings_records_them_and_freezes(embedded_copy):

@@ -1,0 +1,78 @@
+"""Every model of the zoo trained with one shared recipe, then compared on the test split.
+
+    python benchmarks/model_zoo.py --artifacts artifacts [--models rnn lstm ...] [--jobs 2]
+                                   [--epochs 5] [-- extra `rnnkit train` flags]
+
+For each registered model (or --models): `rnnkit train --model M --name zoo-M <recipe>`,
+then `rnnkit evaluate --run zoo-M`; finally `rnnkit evaluate --compare` prints the table of
+every evaluated run (test accuracy, F1, trainable parameters with and without the
+embedding, mean training seconds per epoch) and writes it as Markdown to
+artifacts/reports/comparison-test.md. The recipe is the notebooks' (embedding 128, hidden
+128, dropout 0.5, Adam 1e-3, batch 64, best checkpoint by validation loss) for --epochs;
+flags after `--` are added to every `rnnkit train`.
+
+--jobs N runs N models at once, each as its own process with one CPU thread (`--threads 1`
+and OMP_NUM_THREADS=1): on a 2-core machine two one-thread runs finish sooner than two
+two-thread runs one after the other, and one thread per process avoids OpenMP spin-waiting
+between processes. Seconds per epoch are then those of one core. Runs that already exist
+are kept (delete artifacts/checkpoints/zoo-M to redo one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+RECIPE = ["--embedding-dim", "128", "--hidden-dim", "128", "--dropout", "0.5", "--lr", "1e-3", "--batch-size", "64"]
+
+
+def rnnkit(*args: str, env: dict, log) -> None:
+    log.write(f"$ rnnkit {' '.join(args)}\n")
+    log.flush()
+    subprocess.run([sys.executable, "-m", "rnnkit", *args], check=True, env=env, stdout=log, stderr=log)
+
+
+def run_model(model: str, args, extra: list[str], env: dict) -> str:
+    name = f"zoo-{model}"
+    log_path = Path(args.artifacts) / "reports" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log_path, "a", encoding="utf-8") as log:
+        if not (Path(args.artifacts) / "checkpoints" / name / "best.pt").exists():
+            rnnkit("train", "--model", model, "--name", name, "--epochs", str(args.epochs), "--threads", "1",
+                   *RECIPE, *extra, env=env, log=log)
+        rnnkit("evaluate", "--run", name, "--threads", "1", env=env, log=log)
+    return f"{model}: {time.perf_counter() - started:.0f} s (log: {log_path})"
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts", default="artifacts")
+    parser.add_argument("--models", nargs="+", default=None, help="default: every registered model")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    from rnnkit.models import model_names
+
+    models = args.models or model_names()
+    env = {**os.environ, "RNNKIT_ARTIFACTS": str(args.artifacts), "OMP_NUM_THREADS": "1"}
+    print(f"{len(models)} models, {args.jobs} at a time, recipe: {' '.join(RECIPE + extra)} --epochs {args.epochs}",
+          flush=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for line in pool.map(lambda m: run_model(m, args, extra, env), models):
+            print(line, flush=True)
+    subprocess.run([sys.executable, "-m", "rnnkit", "evaluate", "--run", f"zoo-{models[0]}", "--threads", "1",
+                    "--compare"], check=True, env=env)
+
+
+if __name__ == "__main__":
+    main()

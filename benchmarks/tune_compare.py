@@ -4,6 +4,7 @@
                                       [--timeout SECONDS] [--pruner median] [--space FILE]
                                       [--seed 0] [--threads N] [--device auto]
                                       [--parallel] [--keep DIR]
+                                      [--embeddings PATH --freeze-embeddings-epochs N]
 
 Needs a tokenized artifacts folder (`rnnkit prepare imdb` + `rnnkit tokenize`). In this one
 process it runs, one after the other on the same dataset.pt:
@@ -64,7 +65,9 @@ def run(name: str, root: Path, args, pruner: str) -> dict:
     options = TuneOptions(trials=args.trials, study=name, model=args.model, epochs_per_trial=args.epochs_per_trial,
                           sampler="tpe", pruner=pruner, timeout=args.timeout, seed=args.seed,
                           space=load_space(args.space) if args.space else default_space(), final_epochs=0,
-                          device=args.device, threads=args.threads)
+                          device=args.device, threads=args.threads,
+                          embeddings=None if args.embeddings is None else str(args.embeddings.resolve()),
+                          freeze_embeddings_epochs=args.freeze_embeddings_epochs)
 
     def on_trial(row, best) -> None:
         value = "-" if row.value is None else f"{row.value:.4f}"
@@ -92,6 +95,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--embeddings", type=Path, default=None,
+                        help="every trial of both starts from these vectors (as `rnnkit tune --embeddings`)")
+    parser.add_argument("--freeze-embeddings-epochs", type=int, default=0)
     parser.add_argument("--parallel", action="store_true", help="both procedures at once, one process each")
     parser.add_argument("--keep", type=Path, default=None, help="keep the studies (and inputs) in this folder")
     args = parser.parse_args()

@@ -21,7 +21,7 @@ import torch
 from rnnkit.artifacts import artifact_paths
 from rnnkit.models import ModelConfig, build_model
 from rnnkit.text.dataset import load_dataset
-from rnnkit.training.trainer import TrainOptions, configure_threads, fit
+from rnnkit.training.trainer import TrainOptions, configure_cpu, fit
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for both")
     args = parser.parse_args()
 
-    configure_threads(args.threads)
+    configure_cpu(args.threads)
     data = dict(load_dataset(artifact_paths(args.artifacts), check_lineage=False))
     for key in ("X_train", "lengths_train", "y_train"):
         data[key] = data[key][: args.limit]

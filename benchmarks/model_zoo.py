@@ -4,12 +4,11 @@
                                    [--epochs 5] [-- extra `rnnkit train` flags]
 
 For each registered model (or --models): `rnnkit train --model M --name zoo-M <recipe>`,
-then `rnnkit evaluate --run zoo-M`; finally `rnnkit evaluate --compare` prints the table of
-every evaluated run (test accuracy, F1, trainable parameters with and without the
-embedding, mean training seconds per epoch) and writes it as Markdown to
-artifacts/reports/comparison-test.md. The recipe is the notebooks' (embedding 128, hidden
-128, dropout 0.5, Adam 1e-3, batch 64, best checkpoint by validation loss) for --epochs;
-flags after `--` are added to every `rnnkit train`.
+then `rnnkit evaluate --run zoo-M`; finally it prints a Markdown table of the zoo runs from
+their test reports: test accuracy, F1, the best epoch (by validation loss), parameters
+with and without the embedding, and median training seconds per epoch. The recipe is the
+notebooks' (embedding 128, hidden 128, dropout 0.5, Adam 1e-3, batch 64, best checkpoint by
+validation loss) for --epochs; flags after `--` are added to every `rnnkit train`.
 
 --jobs N runs N models at once, each as its own process with one CPU thread (`--threads 1`
 and OMP_NUM_THREADS=1): on a 2-core machine two one-thread runs finish sooner than two
@@ -70,9 +69,23 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         for line in pool.map(lambda m: run_model(m, args, extra, env), models):
             print(line, flush=True)
-    subprocess.run([sys.executable, "-m", "rnnkit", "evaluate", "--run", f"zoo-{models[0]}", "--threads", "1",
-                    "--compare"], check=True, env=env)
+    print()
+    print(markdown_table(Path(args.artifacts), models))
 
+
+def markdown_table(root: Path, models: list[str]) -> str:
+    """One row per zoo run from its test report (reports/zoo-M-test.json), in --models order."""
+    import json
+
+    lines = ["| model | test accuracy | test F1 | best epoch | parameters | without embedding | s per epoch |",
+             "|---|---|---|---|---|---|---|"]
+    for model in models:
+        report = json.loads((root / "reports" / f"zoo-{model}-test.json").read_text(encoding="utf-8"))
+        m = report["metrics"]
+        lines.append(f"| `{model}` | {m['accuracy']:.4f} | {m['f1']:.4f} | {report['epoch']} | "
+                     f"{report['parameters']:,} | {report['parameters_without_embedding']:,} | "
+                     f"{report['seconds_per_epoch']:.1f} |")
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     main()

@@ -624,7 +624,7 @@ def tune(paths: ArtifactPaths, options: TuneOptions, *,
     from rnnkit.console import err_console
     from rnnkit.models import get_spec
     from rnnkit.text.dataset import load_dataset
-    from rnnkit.training.trainer import configure_threads, fit, resolve_device
+    from rnnkit.training.trainer import configure_cpu, fit, resolve_device
 
     options.check()
     study_name = options.study_name()
@@ -648,7 +648,7 @@ def tune(paths: ArtifactPaths, options: TuneOptions, *,
         input_hashes = {**input_hashes, **pretrained.input_hashes}
     metric = resolve_metric(options.metric, data["task"])
     direction = METRICS[metric]
-    configure_threads(options.threads)
+    configure_cpu(options.threads)
     device = resolve_device(options.device)
     label = storage_label(paths, options.storage, study_name)
     no_study = RnnkitError(f"no study {study_name!r} in {label} — run `rnnkit tune --study {study_name} --trials N` "

@@ -24,9 +24,9 @@ def ablate_gates(
 
     from rnnkit.ablation import ablate_gates as run_ablation
     from rnnkit.console import console
-    from rnnkit.training.trainer import configure_threads
+    from rnnkit.training.trainer import configure_cpu
 
-    configure_threads(threads)
+    configure_cpu(threads)
     report = run_ablation(paths_for(artifacts), run=run, split=split, which=checkpoint, device=device)
     metric = report["metric"]
     table = Table(title=f"{report['run']} ({report['model']}, epoch {report['epoch']}) on {split}: "

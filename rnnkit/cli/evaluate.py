@@ -32,9 +32,9 @@ def evaluate(
     from rnnkit.console import console
     from rnnkit.training.evaluate import all_reports
     from rnnkit.training.evaluate import evaluate as run_evaluation
-    from rnnkit.training.trainer import configure_threads
+    from rnnkit.training.trainer import configure_cpu
 
-    configure_threads(threads)
+    configure_cpu(threads)
     paths = paths_for(artifacts)
     report = run_evaluation(paths, run=run, split=split, which=checkpoint, device=device, amp=amp,
                             batch_size=batch_size, workers=workers)

@@ -31,9 +31,9 @@ def predict(
     import sys
 
     from rnnkit.predict import Predictor, read_texts
-    from rnnkit.training.trainer import configure_threads
+    from rnnkit.training.trainer import configure_cpu
 
-    configure_threads(threads)
+    configure_cpu(threads)
     items = read_texts(texts or [], file)
     predictor = Predictor.from_run(paths_for(artifacts), run, device=device, amp=amp)
     results = predictor.predict(items, threshold=threshold, batch_size=batch_size, workers=workers)

@@ -13,7 +13,7 @@ def token_embedding(config) -> nn.Embedding:
     vectors it stays loud noise that the recurrent layer has to learn to ignore, and the
     model memorises the training reviews through such words. Small vectors (Keras' default,
     a = 0.05) start every word near silence and let the data make the useful ones loud: on
-    full IMDB, bilstm-pool with the notebooks' settings went from 0.857 to 0.89+ test
+    full IMDB, bilstm-pool with the notebooks' settings went from 0.857 to 0.870 test
     accuracy (BENCHMARKS.md). `embedding_init` 0 keeps PyTorch's N(0, 1).
     """
     embedding = nn.Embedding(config.vocab_size, config.embedding_dim, config.pad_id)

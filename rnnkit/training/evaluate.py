@@ -119,8 +119,10 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
 
 def run_facts(run_dir: Path, model) -> dict[str, Any]:
     """Size and cost of a run: trainable parameters (with and without the embedding) and
-    the mean training seconds per epoch from its metrics.jsonl (absent: None)."""
+    the median training seconds per epoch from its metrics.jsonl (absent: None). The median,
+    not the mean: one epoch slowed by another job on the machine should not set the figure."""
     import json
+    import statistics
 
     trainable = sum(p.numel() for p in model.parameters())
     embedding = getattr(model, "embedding", None)
@@ -129,7 +131,7 @@ def run_facts(run_dir: Path, model) -> dict[str, Any]:
     try:
         epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
         times = [e["train_seconds"] for e in epochs if "train_seconds" in e]
-        seconds = round(sum(times) / len(times), 2) if times else None
+        seconds = round(statistics.median(times), 2) if times else None
     except (OSError, ValueError):
         pass
     return {"parameters": trainable, "parameters_without_embedding": trainable - in_embedding,

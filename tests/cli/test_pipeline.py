@@ -138,3 +138,18 @@ def test_evaluate_with_worker_threads_reports_the_same_metrics(pipeline_copy):
         reports.append(json.loads(next((pipeline_copy / "reports").glob("*-test.json")).read_text()))
     for key, value in reports[0]["metrics"].items():
         assert abs(reports[1]["metrics"][key] - value) < 1e-5, key
+
+
+def test_compiled_training_matches_eager_and_saves_a_plain_checkpoint(pipeline_copy):
+    """--compile (torch.compile) trains the same numbers as eager mode, and its checkpoint is
+    an ordinary one: no `_orig_mod.` key prefix, loadable by predict without compiling."""
+    losses = {}
+    for name, flags in (("eager", []), ("compiled", ["--compile"])):
+        ok([*TINY_TRAIN, "--model", "cnn", *flags, "--name", name, "--artifacts", pipeline_copy])
+        record = json.loads((pipeline_copy / "checkpoints" / name / "metrics.jsonl").read_text().splitlines()[0])
+        losses[name] = record["val_loss"]
+    assert abs(losses["compiled"] - losses["eager"]) < 1e-4, losses
+    state = torch.load(pipeline_copy / "checkpoints" / "compiled" / "best.pt", weights_only=True)["state_dict"]
+    assert state and not any(key.startswith("_orig_mod.") for key in state)
+    out = ok(["predict", "great film", "--run", "compiled", "--json", "--artifacts", pipeline_copy]).output
+    assert json.loads(out)["label"] in ("neg", "pos")

@@ -1,6 +1,7 @@
 """Training speed: the notebooks' way against rnnkit's trainer, same model, same data, one process.
 
-    python benchmarks/train_speed.py --artifacts artifacts [--epochs 2] [--threads N]
+    python benchmarks/train_speed.py --artifacts artifacts [--epochs 2] [--threads N] [--amp]
+                                     [--notebook-flush]
 
 Needs a tokenized IMDB dataset (`rnnkit prepare imdb --source ...` then `rnnkit tokenize`).
 Both sides train BiLSTM + masked mean/max pooling (embedding 128, hidden 128, dropout 0.5,
@@ -10,7 +11,10 @@ Adam 1e-3, batch 64, gradient clipping 1.0) from the same initial weights:
       TensorDataset (per-item __getitem__ and collate), nn.LSTM(bidirectional=True) over
       the whole padded batch, no packing;
   (b) rnnkit: `rnnkit.training.trainer.fit` — length-bucketed batches sliced from in-memory
-      tensors, each padded to its own longest review, RaggedRNN.
+      tensors, each padded to its own longest review, RaggedRNN — with denormals flushed to
+      zero, as `rnnkit train` runs it (`configure_cpu`). The notebooks' way runs as the
+      notebooks ran, with denormals; --notebook-flush flushes them there too, to show what
+      the flush alone is worth. (The flag is per thread: exact with --threads 1.)
 
 Prints seconds per epoch for both and their ratio, validation accuracy after every epoch,
 and (c) the share of the machine's float32 matmul peak that rnnkit's training reaches:
@@ -89,6 +93,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training reviews")
     parser.add_argument("--amp", action="store_true", help="also train rnnkit with --amp (bf16 on CPU)")
+    parser.add_argument("--notebook-flush", action="store_true",
+                        help="flush denormals in the notebooks' way too (rnnkit always does)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,6 +123,7 @@ def main() -> None:
             getattr(theirs.rnn, f"{name}_l0{suffix}").data.copy_(getattr(module, f"{name}_l0").data)
 
     initial = {k: v.clone() for k, v in ours.state_dict().items()}
+    torch.set_flush_denormal(True)  # what `rnnkit train` does (trainer.configure_cpu)
     options = TrainOptions(epochs=args.epochs, patience=0, seed=0)
     result = fit(ours, data, options, device=torch.device("cpu"))
     ours_times = [h["train_seconds"] for h in result.history]
@@ -128,6 +135,7 @@ def main() -> None:
         amp_times = [h["train_seconds"] for h in amp_result.history]
         amp_acc = [h["val_accuracy"] for h in amp_result.history]
 
+    torch.set_flush_denormal(args.notebook_flush)
     torch.manual_seed(0)
     loader = DataLoader(TensorDataset(x_train, data["y_train"]), batch_size=64, shuffle=True)
     optimizer = torch.optim.Adam(theirs.parameters(), lr=1e-3)

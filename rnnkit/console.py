@@ -9,9 +9,11 @@ from rich.console import Console
 
 console = Console()
 err_console = Console(stderr=True)
-if not err_console.is_terminal:
-    # Logs and CI: rich would assume 80 columns and squeeze the progress bars' statistics.
-    err_console.width = max(err_console.width, 150)
+# Logs, pipes and CI: rich would assume 80 columns, squeeze the progress bars' statistics
+# and cut every cell of a wide table (`evaluate --compare`) to a few letters.
+for _c in (console, err_console):
+    if not _c.is_terminal:
+        _c.width = max(_c.width, 150)
 
 
 def training_progress():

@@ -33,7 +33,9 @@ RECIPE = ["--embedding-dim", "128", "--hidden-dim", "128", "--dropout", "0.5", "
 def rnnkit(*args: str, env: dict, log) -> None:
     log.write(f"$ rnnkit {' '.join(args)}\n")
     log.flush()
-    subprocess.run([sys.executable, "-m", "rnnkit", *args], check=True, env=env, stdout=log, stderr=log)
+    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], env=env, stdout=log, stderr=log)
+    if done.returncode != 0:
+        sys.exit(f"`rnnkit {' '.join(args)}` failed (exit {done.returncode}) — see {log.name}")
 
 
 def run_model(model: str, args, extra: list[str], env: dict) -> str:

@@ -51,6 +51,8 @@ INPUTS = ("dataset.pt", "tokenizer.json", "word2idx.pkl", "manifest.json")
 
 def copy_inputs(source: Path, target: Path) -> None:
     """Hard links where the file system allows (dataset.pt can be large), copies elsewhere."""
+    if target.exists():
+        sys.exit(f"{target} exists — give --keep a new folder (studies in it would be resumed, not compared)")
     target.mkdir(parents=True)
     for name in INPUTS:
         if not (source / name).exists():

@@ -36,18 +36,22 @@ def trained_pipeline(tmp_path_factory) -> Path:
     return root
 
 
+def _copy_artifacts(source: Path, parent: Path) -> Path:
+    """A private copy of a session-wide artifacts folder, for a test that changes it."""
+    root = parent / "artifacts"
+    shutil.copytree(source, root)
+    return root
+
+
 @pytest.fixture
 def pipeline_copy(trained_pipeline, tmp_path) -> Path:
-    root = tmp_path / "artifacts"
-    shutil.copytree(trained_pipeline, root)
-    return root
+    return _copy_artifacts(trained_pipeline, tmp_path)
 
 
 @pytest.fixture(scope="session")
 def embedded_pipeline(trained_pipeline, tmp_path_factory) -> Path:
     """The trained pipeline plus `rnnkit embed` (16-d word2vec), once per test session."""
-    root = tmp_path_factory.mktemp("embedded") / "artifacts"
-    shutil.copytree(trained_pipeline, root)
+    root = _copy_artifacts(trained_pipeline, tmp_path_factory.mktemp("embedded"))
     ok([*TINY_EMBED, "--artifacts", root])
     return root
 
@@ -65,9 +69,7 @@ def unlabeled_embedded(tiny_aclimdb, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def embedded_copy(embedded_pipeline, tmp_path) -> Path:
-    root = tmp_path / "artifacts"
-    shutil.copytree(embedded_pipeline, root)
-    return root
+    return _copy_artifacts(embedded_pipeline, tmp_path)
 
 
 @pytest.fixture

@@ -118,13 +118,14 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
 
 
 def run_facts(run_dir: Path, model) -> dict[str, Any]:
-    """Size and cost of a run: trainable parameters (with and without the embedding) and
+    """Size and cost of a run: parameters (with and without the embedding, which may have been
+    frozen) and
     the median training seconds per epoch from its metrics.jsonl (absent: None). The median,
     not the mean: one epoch slowed by another job on the machine should not set the figure."""
     import json
     import statistics
 
-    trainable = sum(p.numel() for p in model.parameters())
+    total = sum(p.numel() for p in model.parameters())
     embedding = getattr(model, "embedding", None)
     in_embedding = sum(p.numel() for p in embedding.parameters()) if embedding is not None else 0
     seconds = None
@@ -134,7 +135,7 @@ def run_facts(run_dir: Path, model) -> dict[str, Any]:
         seconds = round(statistics.median(times), 2) if times else None
     except (OSError, ValueError):
         pass
-    return {"parameters": trainable, "parameters_without_embedding": trainable - in_embedding,
+    return {"parameters": total, "parameters_without_embedding": total - in_embedding,
             "seconds_per_epoch": seconds}
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/tune_compare.py --artifacts artifacts [--trials 15] [--epochs-per-trial 3]
                                       [--timeout SECONDS] [--pruner median] [--space FILE]
-                                      [--seed 0] [--threads N] [--device auto]
+                                      [--seed 0] [--threads N] [--device auto] [--amp]
                                       [--parallel] [--keep DIR]
                                       [--embeddings PATH --freeze-embeddings-epochs N]
 
@@ -29,6 +29,9 @@ the artifacts folder, so the real one is not touched; no final run is trained.
 that the best configuration can be trained afterwards as an ordinary run:
 
     rnnkit tune --study rnnkit --storage DIR/tune/rnnkit.journal --trials 0 --final-epochs 5
+
+--amp trains both procedures' trials in bf16 (about 1.8x faster on CPU, so more trials fit a
+--timeout); give the final run above --amp too, so that it reproduces the best trial.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ def run(name: str, root: Path, args, pruner: str) -> dict:
     options = TuneOptions(trials=args.trials, study=name, model=args.model, epochs_per_trial=args.epochs_per_trial,
                           sampler="tpe", pruner=pruner, timeout=args.timeout, seed=args.seed,
                           space=load_space(args.space) if args.space else default_space(), final_epochs=0,
-                          device=args.device, threads=args.threads,
+                          device=args.device, threads=args.threads, amp=args.amp,
                           embeddings=None if args.embeddings is None else str(args.embeddings.resolve()),
                           freeze_embeddings_epochs=args.freeze_embeddings_epochs)
 
@@ -97,6 +100,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", action="store_true", help="both procedures' trials in mixed precision (bf16 on CPU)")
     parser.add_argument("--embeddings", type=Path, default=None,
                         help="every trial of both starts from these vectors (as `rnnkit tune --embeddings`)")
     parser.add_argument("--freeze-embeddings-epochs", type=int, default=0)

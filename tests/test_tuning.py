@@ -116,6 +116,18 @@ def test_tune_writes_summary_plots_and_tuned_run_then_resumes(pipeline_copy, spa
     assert "4 trials, 2 new" in second.output
 
 
+def test_amp_is_a_setting_of_the_call_not_of_the_study(pipeline_copy, space_file):
+    def final_params():
+        return json.loads((pipeline_copy / "manifest.json").read_text())["stages"]["train/tuned-a"]["params"]
+
+    ok(tune_args(pipeline_copy, space_file, "a", trials=1, final_epochs=1, extra=["--amp"]))
+    assert final_params()["amp"] is True
+    # The same study resumes without --amp, and the final run is retrained in full precision
+    # rather than reported as already holding the best configuration.
+    again = ok(tune_args(pipeline_copy, space_file, "a", trials=0, final_epochs=1))
+    assert "already holds" not in again.output and final_params()["amp"] is False
+
+
 def test_tune_refuses_to_resume_a_study_with_other_settings(pipeline_copy, space_file):
     ok(tune_args(pipeline_copy, space_file, "s", trials=1))
     result = run_cli(tune_args(pipeline_copy, space_file, "s", trials=1, extra=["--metric", "val_loss"]))

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from rnnkit.cli.common import ArtifactsOption, friendly_errors, paths_for
+from rnnkit.errors import RnnkitError
 
 
 @friendly_errors
@@ -15,6 +16,8 @@ def models(
     hidden_dim: Annotated[str, typer.Option(help="Hidden size, or match:MODEL[@SIZE] / budget:PARAMS "
                                             "(sized per model to equal non-embedding parameters).")] = "128",
     layers: Annotated[int, typer.Option(help="Stacked layers.")] = 1,
+    channels: Annotated[int, typer.Option(help="cnn: feature maps per kernel width.")] = 200,
+    kernel_sizes: Annotated[str, typer.Option(help="cnn: convolution widths, comma-separated.")] = "3,4,5",
     vocab_size: Annotated[int | None, typer.Option(help="Vocabulary size. Default: from dataset.pt, "
                                                       "else 20000.")] = None,
     artifacts: ArtifactsOption = None,
@@ -26,7 +29,11 @@ def models(
     from rnnkit.models import ModelConfig, build_model, model_names
     from rnnkit.models.registry import get_spec
     from rnnkit.models.sizing import resolve_hidden_dim
+    from rnnkit.training.trainer import parse_kernel_sizes
 
+    widths = parse_kernel_sizes(kernel_sizes)
+    if channels < 1:
+        raise RnnkitError(f"--channels {channels} must be at least 1")
     paths = paths_for(artifacts)
     outputs = 1
     if vocab_size is None:
@@ -43,7 +50,7 @@ def models(
         table.add_column(col, justify="left" if col in ("name", "description") else "right")
     for name in model_names():
         config = ModelConfig(vocab_size=vocab_size, num_outputs=outputs, embedding_dim=embedding_dim,
-                             layers=layers)
+                             layers=layers, channels=channels, kernel_sizes=widths)
         config.hidden_dim = resolve_hidden_dim(hidden_dim, name, config)
         model = build_model(name, config)
         total = sum(p.numel() for p in model.parameters() if p.requires_grad)

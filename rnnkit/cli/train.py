@@ -22,6 +22,8 @@ def train(
     embedding_dropout: Annotated[float, typer.Option(help="Dropout on the embedded tokens.")] = 0.0,
     embedding_init: Annotated[float, typer.Option(help="Random token vectors start uniform in [-A, A] "
                                                        "(0: PyTorch's N(0, 1)).")] = 0.05,
+    channels: Annotated[int, typer.Option(help="cnn: feature maps per kernel width.")] = 200,
+    kernel_sizes: Annotated[str, typer.Option(help="cnn: convolution widths, comma-separated.")] = "3,4,5",
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Examples per batch.")] = 64,
@@ -44,12 +46,13 @@ def train(
 ):
     """Train a model; keep best.pt (lowest val loss), last.pt, metrics.jsonl and curves.png."""
     from rnnkit.console import console
-    from rnnkit.training.trainer import TrainOptions
+    from rnnkit.training.trainer import TrainOptions, parse_kernel_sizes
     from rnnkit.training.trainer import train as run_training
 
     options = TrainOptions(model=model, embedding_dim=embedding_dim, hidden_dim=hidden_dim, layers=layers,
                            bidirectional=bidirectional, dropout=dropout,
-                           embedding_dropout=embedding_dropout, embedding_init=embedding_init, lr=lr,
+                           embedding_dropout=embedding_dropout, embedding_init=embedding_init,
+                           channels=channels, kernel_sizes=parse_kernel_sizes(kernel_sizes), lr=lr,
                            weight_decay=weight_decay,
                            batch_size=batch_size, epochs=epochs, patience=patience, clip=clip, seed=seed,
                            device=device, threads=threads, amp=amp, compile=compile,

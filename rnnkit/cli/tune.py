@@ -42,6 +42,8 @@ def tune(
                                                                "first N epochs of every trial.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision for the trials and the final run (bf16 on "
+                                                    "CPU, fp16 on CUDA).")] = False,
     artifacts: ArtifactsOption = None,
 ):
     """Search hyper-parameters with Optuna (resumable), then train the best configuration."""
@@ -52,7 +54,7 @@ def tune(
     options = TuneOptions(trials=trials, study=study, model=model, epochs_per_trial=epochs_per_trial, metric=metric,
                           sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, storage=storage,
                           space=load_space(space) if space is not None else default_space(),
-                          final_epochs=final_epochs, device=device, threads=threads,
+                          final_epochs=final_epochs, device=device, threads=threads, amp=amp,
                           embeddings=None if embeddings is None else str(embeddings),
                           freeze_embeddings_epochs=freeze_embeddings_epochs)
 

@@ -50,18 +50,21 @@ class TrainOptions:
     amp: bool = False  # mixed precision: bfloat16 on CPU, float16 + grad scaling on CUDA
     compile: bool = False  # torch.compile the model
     kernel_sizes: tuple[int, ...] = (3, 4, 5)  # cnn
-    channels: int = 100  # cnn
+    channels: int = 200  # cnn (see ModelConfig)
     embeddings: str | None = None  # embeddings.pt from `rnnkit embed`, or a GloVe / word2vec text file
     freeze_embeddings_epochs: int = 0  # keep the pretrained embedding fixed for the first N epochs
 
     def check(self) -> None:
         for flag, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1),
                                  ("--embedding-dim", self.embedding_dim, 1),
-                                 ("--layers", self.layers, 1),
+                                 ("--layers", self.layers, 1), ("--channels", self.channels, 1),
                                  ("--patience", self.patience, 0),
                                  ("--freeze-embeddings-epochs", self.freeze_embeddings_epochs, 0)):
             if value < low:
                 raise RnnkitError(f"{flag} {value} must be at least {low}")
+        if not self.kernel_sizes or min(self.kernel_sizes) < 1:
+            widths = ",".join(map(str, self.kernel_sizes))
+            raise RnnkitError(f"--kernel-sizes {widths!r} must be one or more widths >= 1, e.g. 3,4,5")
         for flag, value in (("--dropout", self.dropout), ("--embedding-dropout", self.embedding_dropout)):
             if not 0.0 <= value < 1.0:
                 raise RnnkitError(f"{flag} {value} must be in [0, 1), e.g. 0.5")
@@ -77,6 +80,17 @@ class TrainOptions:
         if self.freeze_embeddings_epochs and not self.embeddings:
             raise RnnkitError(f"--freeze-embeddings-epochs {self.freeze_embeddings_epochs} freezes pretrained "
                               f"vectors — pass --embeddings PATH too (e.g. artifacts/embeddings.pt)")
+
+
+def parse_kernel_sizes(text: str) -> tuple[int, ...]:
+    """`--kernel-sizes 3,4,5` -> (3, 4, 5); a clear error for anything else."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise RnnkitError(f"--kernel-sizes {text!r} must be comma-separated integers, e.g. 3,4,5") from None
+    if min(widths) < 1:
+        raise RnnkitError(f"--kernel-sizes {text!r} must be widths >= 1, e.g. 3,4,5")
+    return widths
 
 
 @dataclass

@@ -93,6 +93,16 @@ def test_unknown_model_lists_the_choices(pipeline_copy):
     fails_cleanly(["train", "--model", "transformer"], pipeline_copy, match="choose one of")
 
 
+@pytest.mark.parametrize("widths", ["3,x", "0,3", ""])
+def test_bad_cnn_kernel_sizes(pipeline_copy, widths):
+    fails_cleanly([*TINY_TRAIN, "--model", "cnn", "--kernel-sizes", widths], pipeline_copy, match="e.g. 3,4,5")
+
+
+def test_cnn_without_channels(pipeline_copy):
+    fails_cleanly([*TINY_TRAIN, "--model", "cnn", "--channels", "0"], pipeline_copy, match="--channels 0 must be")
+    fails_cleanly(["models", "--channels", "0"], pipeline_copy, match="--channels 0 must be")
+
+
 # --------------------------------------------------------------------------- pretrained embeddings
 
 

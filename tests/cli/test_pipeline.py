@@ -61,6 +61,16 @@ def test_evaluate_compare_lists_runs_with_size_and_cost(pipeline_copy):
     assert f"{reports['tiny-cnn']['parameters']:,}" in rows["tiny-cnn"]
 
 
+def test_cnn_widths_and_channels_reach_the_checkpoint(pipeline_copy):
+    ok([*TINY_TRAIN, "--model", "cnn", "--channels", "6", "--kernel-sizes", "2,5", "--name", "narrow-cnn",
+        "--artifacts", pipeline_copy])
+    checkpoint = torch.load(pipeline_copy / "checkpoints" / "narrow-cnn" / "best.pt", weights_only=False)
+    assert checkpoint["config"]["channels"] == 6 and checkpoint["config"]["kernel_sizes"] == [2, 5]
+    convs = [v for k, v in checkpoint["state_dict"].items() if k.startswith("convs.") and k.endswith(".weight")]
+    assert [tuple(w.shape) for w in convs] == [(6, 16, 2), (6, 16, 5)]  # (channels, embedding 16, width)
+    ok(["evaluate", "--run", "narrow-cnn", "--artifacts", pipeline_copy])
+
+
 def test_predict_text_json_and_stdin_agree(pipeline_copy):
     texts = ["great film", "a dull, boring waste of time"]
     plain = ok(["predict", *texts, "--artifacts", pipeline_copy]).output.strip().splitlines()

@@ -30,7 +30,7 @@ that the best configuration can be trained afterwards as an ordinary run:
 
     rnnkit tune --study rnnkit --storage DIR/tune/rnnkit.journal --trials 0 --final-epochs 5
 
---amp trains both procedures' trials in bf16 (about 1.8x faster on CPU, so more trials fit a
+--amp trains both procedures' trials in bf16 (1.8x faster on a CPU on full IMDB: more trials fit a
 --timeout); give the final run above --amp too, so that it reproduces the best trial.
 """
 

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from rnnkit.cli.common import ArtifactsOption, friendly_errors, paths_for
-from rnnkit.errors import RnnkitError
 
 
 @friendly_errors
@@ -29,11 +28,10 @@ def models(
     from rnnkit.models import ModelConfig, build_model, model_names
     from rnnkit.models.registry import get_spec
     from rnnkit.models.sizing import resolve_hidden_dim
-    from rnnkit.training.trainer import parse_kernel_sizes
+    from rnnkit.training.trainer import check_cnn_shape, parse_kernel_sizes
 
     widths = parse_kernel_sizes(kernel_sizes)
-    if channels < 1:
-        raise RnnkitError(f"--channels {channels} must be at least 1")
+    check_cnn_shape(channels, widths)
     paths = paths_for(artifacts)
     outputs = 1
     if vocab_size is None:

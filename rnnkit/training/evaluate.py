@@ -119,9 +119,8 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
 
 def run_facts(run_dir: Path, model) -> dict[str, Any]:
     """Size and cost of a run: parameters (with and without the embedding, which may have been
-    frozen) and
-    the median training seconds per epoch from its metrics.jsonl (absent: None). The median,
-    not the mean: one epoch slowed by another job on the machine should not set the figure."""
+    frozen) and the median training seconds per epoch from its metrics.jsonl (absent: None).
+    The median, not the mean: one epoch slowed by another job should not set the figure."""
     import json
     import statistics
 

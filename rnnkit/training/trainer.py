@@ -57,14 +57,12 @@ class TrainOptions:
     def check(self) -> None:
         for flag, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1),
                                  ("--embedding-dim", self.embedding_dim, 1),
-                                 ("--layers", self.layers, 1), ("--channels", self.channels, 1),
+                                 ("--layers", self.layers, 1),
                                  ("--patience", self.patience, 0),
                                  ("--freeze-embeddings-epochs", self.freeze_embeddings_epochs, 0)):
             if value < low:
                 raise RnnkitError(f"{flag} {value} must be at least {low}")
-        if not self.kernel_sizes or min(self.kernel_sizes) < 1:
-            widths = ",".join(map(str, self.kernel_sizes))
-            raise RnnkitError(f"--kernel-sizes {widths!r} must be one or more widths >= 1, e.g. 3,4,5")
+        check_cnn_shape(self.channels, self.kernel_sizes)
         for flag, value in (("--dropout", self.dropout), ("--embedding-dropout", self.embedding_dropout)):
             if not 0.0 <= value < 1.0:
                 raise RnnkitError(f"{flag} {value} must be in [0, 1), e.g. 0.5")
@@ -83,14 +81,20 @@ class TrainOptions:
 
 
 def parse_kernel_sizes(text: str) -> tuple[int, ...]:
-    """`--kernel-sizes 3,4,5` -> (3, 4, 5); a clear error for anything else."""
+    """`--kernel-sizes 3,4,5` -> (3, 4, 5); the values are checked by check_cnn_shape."""
     try:
-        widths = tuple(int(part) for part in text.split(","))
+        return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise RnnkitError(f"--kernel-sizes {text!r} must be comma-separated integers, e.g. 3,4,5") from None
-    if min(widths) < 1:
-        raise RnnkitError(f"--kernel-sizes {text!r} must be widths >= 1, e.g. 3,4,5")
-    return widths
+
+
+def check_cnn_shape(channels: int, kernel_sizes: tuple[int, ...]) -> None:
+    """The cnn's --channels and --kernel-sizes, for `train`, `tune` and `models` alike."""
+    if channels < 1:
+        raise RnnkitError(f"--channels {channels} must be at least 1")
+    if not kernel_sizes or min(kernel_sizes) < 1:
+        widths = ",".join(map(str, kernel_sizes))
+        raise RnnkitError(f"--kernel-sizes {widths!r} must be one or more widths >= 1, e.g. 3,4,5")
 
 
 @dataclass

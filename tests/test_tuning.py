@@ -21,6 +21,7 @@ import pytest
 from support import ok, run_cli, snapshot
 
 from rnnkit import tuning
+from rnnkit.errors import RnnkitError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SPACE = """\
@@ -122,10 +123,17 @@ def test_amp_is_a_setting_of_the_call_not_of_the_study(pipeline_copy, space_file
 
     ok(tune_args(pipeline_copy, space_file, "a", trials=1, final_epochs=1, extra=["--amp"]))
     assert final_params()["amp"] is True
-    # The same study resumes without --amp, and the final run is retrained in full precision
+    # The same study resumes with --no-amp, and the final run is retrained in full precision
     # rather than reported as already holding the best configuration.
-    again = ok(tune_args(pipeline_copy, space_file, "a", trials=0, final_epochs=1))
+    again = ok(tune_args(pipeline_copy, space_file, "a", trials=0, final_epochs=1, extra=["--no-amp"]))
     assert "already holds" not in again.output and final_params()["amp"] is False
+    # Neither given: mixed precision where the hardware runs it natively.
+    import torch
+
+    from rnnkit.training.trainer import amp_is_native
+
+    ok(tune_args(pipeline_copy, space_file, "a", trials=0, final_epochs=1))
+    assert final_params()["amp"] is amp_is_native(torch.device("cpu"))
 
 
 def test_tune_refuses_to_resume_a_study_with_other_settings(pipeline_copy, space_file):
@@ -259,6 +267,91 @@ def test_two_workers_share_one_study(pipeline_copy, space_file, backend):
 
         optuna.delete_study(study_name=study, storage=tuning.open_storage(artifact_paths(pipeline_copy),
                                                                           POSTGRES_URL, study))
+
+
+# --------------------------------------------------------------------------- --jobs: worker processes
+
+
+def test_jobs_split_the_budget_of_threads():
+    import torch
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert tuning.resolve_jobs(None, 1, cpu, 15) == (1, 1)  # --threads 1: one trial at a time, in process
+    assert tuning.resolve_jobs(None, 4, cpu, 15) == (4, 1)  # one trial per thread
+    assert tuning.resolve_jobs(None, 4, cpu, 2) == (2, 2)  # never more jobs than trials
+    assert tuning.resolve_jobs(2, 8, cpu, 15) == (2, 4)
+    assert tuning.resolve_jobs(None, None, cuda, 15) == (1, None)  # the GPU takes one trial at a time
+    gib = 1 << 30
+    assert tuning.resolve_jobs(None, 8, cpu, 15, memory=7 * gib) == (2, 4)  # 3 GiB for each worker
+    assert tuning.resolve_jobs(None, 8, cpu, 15, memory=gib) == (1, 8)
+    assert tuning.resolve_jobs(4, 8, cpu, 15, memory=gib) == (4, 2)  # asked for: as asked
+    with pytest.raises(RnnkitError, match="--jobs 0 must be at least 1"):
+        tuning.resolve_jobs(0, None, cpu, 15)
+
+
+def test_jobs_train_trials_side_by_side_in_worker_processes(pipeline_copy, tmp_path):
+    """--jobs 2: two worker processes share the call's trials, each trial exactly once, and a
+    trial trained by a worker is the trial the parent process would train (same seed)."""
+    space = tmp_path / "slower.toml"  # trials of a few seconds, so that both workers take one
+    space.write_text(TINY_SPACE.replace("16", "32").replace("[8, 12]", "[32, 48]"))
+    args = tune_args(pipeline_copy, space, "jobs", trials=2, final_epochs=1,
+                     extra=["--jobs", 2, "--epochs-per-trial", 2, "--pruner", "none"])
+    result = ok(args)
+    assert "adding 2 trial(s) of 2 epoch(s), 2 at once" in result.output
+    trials = load_trials(pipeline_copy, "jobs")
+    assert sorted(t.number for t in trials) == [0, 1] and all(t.state.name == "COMPLETE" for t in trials)
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2 and not any(w.endswith(f":{os.getpid()}") for w in workers)
+    # The final run (1 epoch, in this process) starts as the best trial started: its first
+    # epoch gives the trial's first reported value.
+    best = max(trials, key=lambda t: t.value)
+    metrics = [json.loads(line) for line in
+               (pipeline_copy / "checkpoints" / "tuned-jobs" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["val_accuracy"] == pytest.approx(best.intermediate_values[1], abs=1e-6)
+
+
+def test_jobs_workers_end_with_their_parent(pipeline_copy, tmp_path):
+    """Ctrl-C (SIGINT to the parent alone) stops the workers and their trials are FAIL; a hard
+    kill of the parent takes the workers with it, and the next run marks their trials FAIL."""
+    space = tmp_path / "slower.toml"
+    space.write_text(TINY_SPACE.replace("16", "32").replace("[8, 12]", "[32, 48]"))
+    study, args = "kj", tune_args(pipeline_copy, space, "kj", trials=500, extra=["--pruner", "none", "--jobs", 2])
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        known = len(states(pipeline_copy, study))
+        proc = spawn(args)
+        try:
+            deadline = time.monotonic() + 120
+            while not mid_epoch(pipeline_copy, study, known):
+                assert proc.poll() is None, proc.communicate()[0]
+                assert time.monotonic() < deadline, "no trial finished within 120 s"
+                time.sleep(0.02)
+            time.sleep(0.1)
+            running = [t for t in load_trials(pipeline_copy, study) if t.state.name == "RUNNING"]
+            newest = max(t.number for t in running)  # has just started its first epoch
+            pids = {int(t.user_attrs["worker"].rpartition(":")[2]) for t in running}
+            assert pids and proc.pid not in pids
+            proc.send_signal(sig)
+            output = proc.communicate(timeout=90)[0]
+        finally:
+            proc.kill()
+        gone = time.monotonic() + 10
+        while any(tuning.storage.pid_alive(pid) for pid in pids) and time.monotonic() < gone:
+            time.sleep(0.05)
+        assert not any(tuning.storage.pid_alive(pid) for pid in pids), "a worker outlived its parent"
+        if sig == signal.SIGINT:
+            assert proc.returncode == 130 and "interrupted: the study keeps its" in output, output
+            now = states(pipeline_copy, study)
+            assert now[newest][0] == "FAIL" and "RUNNING" not in {s for s, _ in now.values()}
+        else:
+            assert proc.returncode == -signal.SIGKILL
+
+    before = states(pipeline_copy, study)
+    finished = {n: s for n, s in before.items() if s[0] == "COMPLETE"}
+    ok(tune_args(pipeline_copy, space, study, trials=1, extra=["--pruner", "none"]))
+    after = states(pipeline_copy, study)
+    assert all(after[n] == s for n, s in finished.items())
+    assert sorted(after) == list(range(len(before) + 1))
+    assert "RUNNING" not in {s for s, _ in after.values()}
 
 
 # --------------------------------------------------------------------------- bad input

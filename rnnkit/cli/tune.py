@@ -41,9 +41,18 @@ def tune(
     freeze_embeddings_epochs: Annotated[int, typer.Option(help="Keep the --embeddings vectors fixed for the "
                                                                "first N epochs of every trial.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's, OMP_NUM_THREADS).")] = None,
-    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision for the trials and the final run (bf16 on "
-                                                    "CPU, fp16 on CUDA).")] = False,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the whole call (default: torch's, "
+                                                     "OMP_NUM_THREADS); on the CPU each trial gets one by "
+                                                     "default, see --jobs.")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Trials trained at once, each in a worker process of its own. "
+                                                  "Default: one per CPU thread (--threads) on the CPU, 1 on "
+                                                  "CUDA; 1 trains trials one after the other in this "
+                                                  "process.")] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision for the trials and the final "
+                                                                 "run (bf16 on CPU, fp16 on CUDA). Default: on "
+                                                                 "where the hardware runs it natively (a CPU "
+                                                                 "with bf16 instructions, a tensor-core GPU), "
+                                                                 "off elsewhere.")] = None,
     artifacts: ArtifactsOption = None,
 ):
     """Search hyper-parameters with Optuna (resumable), then train the best configuration."""
@@ -54,13 +63,14 @@ def tune(
     options = TuneOptions(trials=trials, study=study, model=model, epochs_per_trial=epochs_per_trial, metric=metric,
                           sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, storage=storage,
                           space=load_space(space) if space is not None else default_space(),
-                          final_epochs=final_epochs, device=device, threads=threads, amp=amp,
+                          final_epochs=final_epochs, device=device, threads=threads, jobs=jobs, amp=amp,
                           embeddings=None if embeddings is None else str(embeddings),
                           freeze_embeddings_epochs=freeze_embeddings_epochs)
 
-    def on_start(name: str, where: str, so_far: int) -> None:
+    def on_start(name: str, where: str, so_far: int, jobs: int, mixed: bool) -> None:
+        at_once = (f", {jobs} at once" if jobs > 1 else "") + (", mixed precision" if mixed else "")
         console.print(f"study [bold]{name}[/] ({where}, {so_far} trial(s) so far): adding {trials} trial(s) of "
-                      f"{epochs_per_trial} epoch(s), {sampler} sampler, {pruner} pruner; space "
+                      f"{epochs_per_trial} epoch(s){at_once}, {sampler} sampler, {pruner} pruner; space "
                       f"{options.space.describe()}", soft_wrap=True)
 
     def on_trial(row, best) -> None:
@@ -103,8 +113,9 @@ def print_summary(result) -> None:
     from rnnkit.console import console
 
     names = [p.name for p in result.space.params]
+    at_once = f", {result.jobs} at once" if result.jobs > 1 else ""
     table = Table(title=f"study {result.study} ({result.storage}): {len(result.trials)} trials, "
-                        f"{result.new_trials} new in {result.search_seconds:.0f} s")
+                        f"{result.new_trials} new in {result.search_seconds:.0f} s{at_once}")
     table.add_column("#", justify="right")
     for name in names:
         table.add_column(name, justify="right")

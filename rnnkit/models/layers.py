@@ -71,7 +71,33 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     # Whole rows of the flattened (batch * time, ...) tensor: index_select copies each
     # step's features as one block, several times faster than a gather over every element.
     rows = (source + torch.arange(batch, device=x.device).unsqueeze(1) * width).view(-1)
-    return x.reshape(batch * width, *x.shape[2:]).index_select(0, rows).view(x.shape)
+    if x.requires_grad:
+        return _PermuteRows.apply(x, rows)
+    return _permute_rows(x, rows)
+
+
+def _permute_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]).index_select(0, rows).view(x.shape)
+
+
+class _PermuteRows(torch.autograd.Function):
+    """reverse_padded with the gradient it has as a permutation that is its own inverse.
+
+    The gradient of a permutation is the inverse permutation, here the same one, so the
+    backward pass is one more index_select. Autograd's own backward for index_select is a
+    scatter-add into a zeroed tensor, which it must use for indices that may repeat: on a
+    bilstm-pool training step that took 3% of the time, this takes about a third of it.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        return _permute_rows(x, rows)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (rows,) = ctx.saved_tensors
+        return _permute_rows(grad.contiguous(), rows), None
 
 
 class RaggedRNN(nn.Module):
@@ -103,11 +129,20 @@ class RaggedRNN(nn.Module):
                 rnn_cls(size, hidden_size, batch_first=True) for _ in range(self.directions)))
         self.dropout = nn.Dropout(dropout)  # between layers, as nn.LSTM's dropout argument
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, *,
+                in_order: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs, h_n) for a padded (batch, time, features) batch and its real lengths.
+
+        `in_order=False` is for callers that pool the outputs over time with a mask, which
+        does not depend on their order (bilstm-pool's mean and max): the top layer's
+        backward-direction outputs are then left reversed within each sequence and padding
+        positions are not zeroed. That saves a reversal, its backward pass and a mask multiply.
+        """
         lengths = lengths.to(x.device)
         mask = length_mask(lengths, x.size(1)).unsqueeze(-1).to(x.dtype)
         finals = []
         for depth, directions in enumerate(self.layers):
+            top = depth == len(self.layers) - 1
             if depth > 0:
                 x = self.dropout(x)
             forward_out, _ = directions[0](x)
@@ -115,9 +150,11 @@ class RaggedRNN(nn.Module):
             finals.append(gather_last(forward_out, lengths))
             if self.directions == 2:
                 backward_rev, _ = directions[1](reverse_padded(x, lengths))
-                outputs.append(reverse_padded(backward_rev, lengths))
+                outputs.append(backward_rev if top and not in_order else reverse_padded(backward_rev, lengths))
                 finals.append(gather_last(backward_rev, lengths))
-            x = torch.cat(outputs, dim=-1) * mask
+            x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
+            if in_order or not top:
+                x = x * mask
         return x, torch.stack(finals)
 
 

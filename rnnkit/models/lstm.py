@@ -52,7 +52,9 @@ class BiLSTMPool(nn.Module):
         self.head = Head(4 * config.hidden_dim, config.num_outputs, config.dropout)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        outputs, _ = self.rnn(self.embedding_dropout(self.embedding(ids)), lengths)
+        # Mean and max over time do not depend on the order of the steps: the backward
+        # direction's outputs are pooled as they come, reversed (RaggedRNN's in_order).
+        outputs, _ = self.rnn(self.embedding_dropout(self.embedding(ids)), lengths, in_order=False)
         return self.head(masked_mean_max(outputs, length_mask(lengths.to(ids.device), ids.size(1))))
 
 

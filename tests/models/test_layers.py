@@ -39,3 +39,35 @@ def test_masked_mean_max_ignores_padding_even_when_it_is_larger():
     outputs = torch.tensor([[[1.0], [3.0], [100.0]]])
     mask = torch.tensor([[True, True, False]])
     assert masked_mean_max(outputs, mask).tolist() == [[2.0, 3.0]]
+
+
+def test_reverse_padded_gradient_is_the_same_reversal():
+    torch.manual_seed(0)
+    lengths = torch.tensor([5, 2, 4])
+    x = torch.randn(3, 5, 4, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: reverse_padded(t, lengths), (x,))
+    weights = torch.randn(3, 5, 4, dtype=torch.double)
+    (reverse_padded(x, lengths) * weights).sum().backward()
+    assert torch.equal(x.grad, reverse_padded(weights, lengths))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_ragged_rnn_out_of_order_outputs_pool_like_ordered_ones(layers):
+    """in_order=False leaves the top backward direction reversed: any masked pooling over
+    time (bilstm-pool's mean and max) gives what the ordered outputs give, and so do the
+    gradients."""
+    torch.manual_seed(0)
+    rnn = RaggedRNN("lstm", 8, 6, layers=layers, bidirectional=True).eval()
+    x = torch.randn(4, 7, 8, requires_grad=True)
+    lengths = torch.tensor([7, 3, 5, 1])
+    mask = torch.arange(7).unsqueeze(0) < lengths.unsqueeze(1)
+    pooled = []
+    for in_order in (True, False):
+        out, h_n = rnn(x, lengths, in_order=in_order)
+        value = masked_mean_max(out, mask)
+        (grad,) = torch.autograd.grad(value.square().sum(), x)
+        pooled.append((value, h_n, grad))
+    (ordered, h_ordered, g_ordered), (unordered, h_unordered, g_unordered) = pooled
+    assert torch.allclose(ordered, unordered, atol=1e-6)
+    assert torch.equal(h_ordered, h_unordered)
+    assert torch.allclose(g_ordered, g_unordered, atol=1e-6)

@@ -1,0 +1,138 @@
+"""Where a study lives: an Optuna journal file (the default) or a database, and the trials
+that killed workers leave behind in it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+
+from rnnkit.artifacts import ArtifactPaths
+from rnnkit.errors import RnnkitError
+
+
+def journal_path(paths: ArtifactPaths, study: str) -> Path:
+    return paths.tune / f"{study}.journal"
+
+
+def storage_label(paths: ArtifactPaths, storage: str | None, study: str) -> str:
+    """Where the study lives, for messages and the manifest (never a password)."""
+    if storage is None:
+        return str(journal_path(paths, study))
+    if "://" not in storage:
+        return storage
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(storage).render_as_string(hide_password=True)
+    except ArgumentError:
+        return storage.split("@")[-1]
+
+
+def open_storage(paths: ArtifactPaths, storage: str | None, study: str):
+    """The Optuna storage: a journal file (default, or a path), or a database URL.
+
+    Databases get a heartbeat: a worker killed on another machine leaves a RUNNING trial
+    that the others mark FAIL once its heartbeat is older than the grace period.
+    """
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    if storage is None or "://" not in storage:
+        path = journal_path(paths, study) if storage is None else Path(storage)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+
+    import sqlalchemy.exc
+
+    label = storage_label(paths, storage, study)
+    url = _with_installed_driver(storage)
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" (since Optuna 2.9)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
+                                                  heartbeat_interval=60, grace_period=180)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Workers that start together on an empty database race to create Optuna's
+            # tables; PostgreSQL's CREATE TABLE IF NOT EXISTS is not atomic, so the loser
+            # fails with a duplicate key. The tables exist by then: try again.
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+        except ImportError as exc:
+            raise RnnkitError(f"--storage {label}: the database driver is missing ({exc}) — "
+                              f"pip install 'rnnkit[postgres]' (psycopg2-binary) for postgresql://") from None
+        except (ValueError, sqlalchemy.exc.SQLAlchemyError) as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise RnnkitError(f"cannot open --storage {label} ({reason}) — check the URL, that the "
+                              f"database server is running and that the user may connect") from None
+    raise AssertionError("unreachable")
+
+
+def _with_installed_driver(url: str) -> str:
+    """A postgresql:// URL with a driver named when SQLAlchemy's default one is not installed.
+
+    SQLAlchemy 2.1 made psycopg (version 3) the default driver of postgresql:// URLs, where
+    2.0 used psycopg2; `rnnkit[postgres]` installs psycopg2-binary. Naming the installed
+    driver lets the same plain URL work with either version. An explicit driver
+    (postgresql+psycopg://...) is left alone.
+    """
+    import importlib.util
+
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return f"postgresql+psycopg2://{rest}"
+        return f"postgresql://{rest}"
+    return url
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def fail_orphaned_trials(study, *, worker: str | None = None) -> list[int]:
+    """Mark FAIL the RUNNING trials whose worker was on this host and is gone (killed).
+
+    A killed process cannot tell the storage that its trial stopped, and the journal
+    storage has no heartbeat, so such a trial would stay RUNNING for ever. Each trial
+    records host:pid when it starts; a RUNNING trial from this host whose process no
+    longer exists is certainly dead. Trials of other hosts are left alone (their workers
+    may be alive); database storage handles those through its heartbeat.
+
+    With `worker` (this process's host:pid), fail that worker's RUNNING trials instead:
+    after a Ctrl-C that landed while Optuna was recording a finished trial, Optuna itself
+    cannot mark the trial FAIL.
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get("worker", ""))
+        worker_host, _, pid = owner.rpartition(":")
+        if worker is not None:
+            if owner != worker:
+                continue
+        elif worker_host != host or not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        with contextlib.suppress(UpdateFinishedTrialError):  # another worker did it first
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            failed.append(trial.number)
+    return failed

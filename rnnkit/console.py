@@ -16,8 +16,11 @@ for _c in (console, err_console):
         _c.width = max(_c.width, 150)
 
 
-def training_progress():
-    """A progress bar for batch loops, with a free-text field for running loss and accuracy."""
+def training_progress(*, transient: bool = False):
+    """A progress bar for batch loops, with a free-text field for running loss and accuracy.
+
+    `transient`: the bars vanish when the display closes (tune's per-worker bars, whose
+    results are printed as lines)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -36,6 +39,6 @@ def training_progress():
         TimeRemainingColumn(),
         TextColumn("{task.fields[stats]}"),
         console=err_console,
-        transient=False,
+        transient=transient,
         expand=False,
     )

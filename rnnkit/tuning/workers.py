@@ -151,7 +151,7 @@ class Board:
         from rnnkit.console import err_console, training_progress
 
         self.console = err_console
-        self.bar = training_progress()
+        self.bar = training_progress(transient=True)
         self.on_trial = on_trial
         self.tasks = [self.bar.add_task(f"worker {i + 1}: starting", total=None, stats="") for i in range(jobs)]
         self.trial: list[int | None] = [None] * jobs
@@ -162,6 +162,24 @@ class Board:
 
     def __exit__(self, *exc) -> None:
         self.bar.__exit__(*exc)
+
+    def _above_bars(self, show: Callable[[], None]) -> None:
+        """Run `show`, which prints to stdout, without drawing over the bars on the terminal.
+
+        Rich keeps its live bars clear of what goes through their own console (stderr here),
+        but another console writes straight to its file. When both are the terminal, the
+        lines are captured and printed through the bars' console instead.
+        """
+        from rich.text import Text
+
+        from rnnkit.console import console
+
+        if not (console.is_terminal and self.console.is_terminal):
+            show()
+            return
+        with console.capture() as captured:
+            show()
+        self.console.print(Text.from_ansi(captured.get().rstrip("\n")), soft_wrap=True)
 
     def handle(self, kind: str, index: int, payload) -> None:
         task = self.tasks[index]
@@ -187,7 +205,7 @@ class Board:
             row, best = payload
             self.bar.update(task, description=f"{name}: trial {row.number} {row.state.lower()}")
             if self.on_trial is not None:
-                self.on_trial(row, best)
+                self._above_bars(lambda: self.on_trial(row, best))
         elif kind in ("done", "stopped"):
             self.bar.update(task, description=f"{name}: {kind}", stats="")
 

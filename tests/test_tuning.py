@@ -191,21 +191,32 @@ def mid_epoch(root: Path, study: str, known: int) -> bool:
             and newest.state.name == "RUNNING" and len(newest.params) == 2 and not newest.intermediate_values)
 
 
+def slower_space(tmp_path: Path) -> Path:
+    """TINY_SPACE with epochs of about a second: time to land inside one."""
+    space = tmp_path / "slower.toml"
+    space.write_text(TINY_SPACE.replace("16", "32").replace("[8, 12]", "[32, 48]"))
+    return space
+
+
+def wait_mid_epoch(proc: subprocess.Popen, root: Path, study: str, known: int, seconds: float) -> None:
+    """Wait until `mid_epoch`, failing if the process ends or `seconds` pass first."""
+    deadline = time.monotonic() + seconds
+    while not mid_epoch(root, study, known):
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, f"no trial finished within {seconds:g} s"
+        time.sleep(0.02)
+    time.sleep(0.1)  # the worker releases the journal's lock after its last write
+
+
 def test_killed_tune_loses_no_finished_trial(pipeline_copy, tmp_path):
     """Ctrl-C (SIGINT) and then a hard kill (SIGKILL), each mid-trial, then a normal run."""
-    space = tmp_path / "slower.toml"  # epochs of about a second: time to land inside one
-    space.write_text(TINY_SPACE.replace("16", "32").replace("[8, 12]", "[32, 48]"))
+    space = slower_space(tmp_path)
     study, args = "k", tune_args(pipeline_copy, space, "k", trials=500, extra=["--pruner", "none"])
     for sig in (signal.SIGINT, signal.SIGKILL):
         known = len(states(pipeline_copy, study))
         proc = spawn(args)
         try:
-            deadline = time.monotonic() + 90
-            while not mid_epoch(pipeline_copy, study, known):
-                assert proc.poll() is None, proc.communicate()[0]
-                assert time.monotonic() < deadline, "no trial finished within 90 s"
-                time.sleep(0.02)
-            time.sleep(0.1)  # the worker releases the journal's lock after its last write
+            wait_mid_epoch(proc, pipeline_copy, study, known, 90)
             now = states(pipeline_copy, study)
             proc.send_signal(sig)
             output = proc.communicate(timeout=60)[0]
@@ -292,8 +303,7 @@ def test_jobs_split_the_budget_of_threads():
 def test_jobs_train_trials_side_by_side_in_worker_processes(pipeline_copy, tmp_path):
     """--jobs 2: two worker processes share the call's trials, each trial exactly once, and a
     trial trained by a worker is the trial the parent process would train (same seed)."""
-    space = tmp_path / "slower.toml"  # trials of a few seconds, so that both workers take one
-    space.write_text(TINY_SPACE.replace("16", "32").replace("[8, 12]", "[32, 48]"))
+    space = slower_space(tmp_path)  # trials of a few seconds, so that both workers take one
     args = tune_args(pipeline_copy, space, "jobs", trials=2, final_epochs=1,
                      extra=["--jobs", 2, "--epochs-per-trial", 2, "--pruner", "none"])
     result = ok(args)
@@ -313,19 +323,13 @@ def test_jobs_train_trials_side_by_side_in_worker_processes(pipeline_copy, tmp_p
 def test_jobs_workers_end_with_their_parent(pipeline_copy, tmp_path):
     """Ctrl-C (SIGINT to the parent alone) stops the workers and their trials are FAIL; a hard
     kill of the parent takes the workers with it, and the next run marks their trials FAIL."""
-    space = tmp_path / "slower.toml"
-    space.write_text(TINY_SPACE.replace("16", "32").replace("[8, 12]", "[32, 48]"))
+    space = slower_space(tmp_path)
     study, args = "kj", tune_args(pipeline_copy, space, "kj", trials=500, extra=["--pruner", "none", "--jobs", 2])
     for sig in (signal.SIGINT, signal.SIGKILL):
         known = len(states(pipeline_copy, study))
         proc = spawn(args)
         try:
-            deadline = time.monotonic() + 120
-            while not mid_epoch(pipeline_copy, study, known):
-                assert proc.poll() is None, proc.communicate()[0]
-                assert time.monotonic() < deadline, "no trial finished within 120 s"
-                time.sleep(0.02)
-            time.sleep(0.1)
+            wait_mid_epoch(proc, pipeline_copy, study, known, 120)
             running = [t for t in load_trials(pipeline_copy, study) if t.state.name == "RUNNING"]
             newest = max(t.number for t in running)  # has just started its first epoch
             pids = {int(t.user_attrs["worker"].rpartition(":")[2]) for t in running}
@@ -352,6 +356,27 @@ def test_jobs_workers_end_with_their_parent(pipeline_copy, tmp_path):
     assert all(after[n] == s for n, s in finished.items())
     assert sorted(after) == list(range(len(before) + 1))
     assert "RUNNING" not in {s for s, _ in after.values()}
+
+
+def test_jobs_a_killed_worker_leaves_its_trials_to_the_other(pipeline_copy, tmp_path):
+    """A worker killed from outside (as by the out-of-memory killer): its trial is FAIL, the
+    other worker trains the trials it had not started, and the call ends normally."""
+    study = "kw"
+    proc = spawn(tune_args(pipeline_copy, slower_space(tmp_path), study, trials=4,
+                           extra=["--pruner", "none", "--jobs", 2]))
+    try:
+        wait_mid_epoch(proc, pipeline_copy, study, 0, 120)
+        newest = max(load_trials(pipeline_copy, study), key=lambda t: t.number)
+        os.kill(int(newest.user_attrs["worker"].rpartition(":")[2]), signal.SIGKILL)
+        output = proc.communicate(timeout=180)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    assert "died; its running trial will be marked FAIL" in output
+    after = states(pipeline_copy, study)
+    assert sorted(after) == [0, 1, 2, 3]  # the call's 4 trials, none more
+    assert after[newest.number][0] == "FAIL"
+    assert [s for n, (s, _) in after.items() if n != newest.number] == ["COMPLETE"] * 3
 
 
 # --------------------------------------------------------------------------- bad input

@@ -51,7 +51,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from rnnkit.models.config import ModelConfig
-from rnnkit.models.layers import Head, SelfInversePermutation, final_hidden, token_embedding
+from rnnkit.models.layers import Head, final_hidden, token_embedding
 from rnnkit.models.registry import register
 
 # ---------------------------------------------------------------------------------------
@@ -328,6 +328,24 @@ def _time_gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(0, index.unsqueeze(-1).expand_as(x))
 
 
+class _Reverse(torch.autograd.Function):
+    """Each sequence of x (time, batch, features) reversed within its length.
+
+    The index is a permutation and its own inverse, so the gradient is reversed the same
+    way — one gather, where autograd's gather backward zero-fills and scatter-adds.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        return _time_gather(x, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors
+        return _time_gather(grad, index), None
+
+
 class _ScratchRecurrent(nn.Module):
     """Shared by the three cells: parameters, stacking, directions, lengths."""
 
@@ -411,7 +429,7 @@ class _ScratchRecurrent(nn.Module):
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0:
                 layer_in = F.dropout(layer_in, self.dropout, self.training)
-            seqs = [layer_in] if D == 1 else [layer_in, SelfInversePermutation.apply(layer_in, rev, _time_gather)]
+            seqs = [layer_in] if D == 1 else [layer_in, _Reverse.apply(layer_in, rev)]
             xs = torch.stack(seqs).flatten(1, 2)  # (D, T * B, features)
             names = self._suffixes(layer)
             scale = self._tanh_scale
@@ -431,7 +449,7 @@ class _ScratchRecurrent(nn.Module):
                 layer_in = y.squeeze(0)
             else:
                 forward_y, backward_y = y.unbind(0)
-                layer_in = torch.cat([forward_y, SelfInversePermutation.apply(backward_y, rev, _time_gather)], dim=-1)
+                layer_in = torch.cat([forward_y, _Reverse.apply(backward_y, rev)], dim=-1)
             if ragged:  # states after a sequence's end ran over padding: not outputs
                 layer_in = layer_in.masked_fill(padding.unsqueeze(-1), 0.0)
         outputs = layer_in.transpose(0, 1)

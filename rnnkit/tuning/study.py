@@ -306,15 +306,17 @@ class Search:
             # (None for studies without --embeddings, so that older studies resume as before)
             "embeddings": self.pretrained.source["sha256"] if self.pretrained is not None else None})
 
+    @property
+    def pick(self):
+        """The better of several values for this study's metric: max or min."""
+        return max if self.direction == "maximize" else min
+
     def best_row(self) -> TrialRow | None:
         complete = [t for t in self.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-        if not complete:
-            return None
-        pick = max if self.direction == "maximize" else min
-        return TrialRow.of(pick(complete, key=lambda t: t.value))
+        return TrialRow.of(self.pick(complete, key=lambda t: t.value)) if complete else None
 
     def run(self, n_trials: int, *, timeout: float | None = None, progress=True,
-            on_trial_start: Callable[[int, dict], None] | None = None,
+            on_trial_start: Callable[[int], None] | None = None,
             on_trial: Callable[[TrialRow, TrialRow | None], None] | None = None) -> None:
         """Add up to `n_trials` trials to the study in this process (fewer if `timeout` passes).
 
@@ -337,8 +339,7 @@ class TrialObjective:
     epochs, report the metric after every epoch (the pruner may stop it there), and return
     the best epoch's value."""
 
-    def __init__(self, search: Search, *, progress=True,
-                 on_trial_start: Callable[[int, dict], None] | None = None):
+    def __init__(self, search: Search, *, progress=True, on_trial_start: Callable[[int], None] | None = None):
         self.search = search
         self.progress = progress
         self.on_trial_start = on_trial_start
@@ -355,14 +356,13 @@ class TrialObjective:
         trial_options = replace(s.base, **s.options.space.suggest(trial))
         trial_options.check()
         if self.on_trial_start is not None:
-            self.on_trial_start(trial.number, dict(trial.params))
+            self.on_trial_start(trial.number)
         model = _build_model(trial_options, s.data, s.device, s.pretrained)
-        better = max if s.direction == "maximize" else min
         best: list[float] = []
 
         def on_epoch_end(epoch: int, record: dict) -> None:
             value = float(record[s.metric])
-            if math.isfinite(value) and (not best or better(best[0], value) == value):
+            if math.isfinite(value) and (not best or s.pick(best[0], value) == value):
                 best[:] = [value]
             trial.report(value, epoch)
             # Never prune after the last epoch: the trial has finished and its value counts.
@@ -390,7 +390,18 @@ WORKER_MEMORY = 3 << 30
 
 
 def available_memory() -> int | None:
-    """Bytes of memory free now (Linux, most Unixes), or None where that cannot be asked."""
+    """Bytes of memory that new processes can have now, or None where that cannot be asked.
+
+    Linux's MemAvailable counts the page cache the kernel would give back; the free pages
+    alone (sysconf's SC_AVPHYS_PAGES, the fallback on other Unixes) can be a small part of it
+    on a machine that has read large files.
+    """
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -423,7 +434,7 @@ def resolve_jobs(jobs: int | None, threads: int | None, device, trials: int, *,
 
 
 def tune(paths: ArtifactPaths, options: TuneOptions, *,
-         on_start: Callable[[str, str, int], None] | None = None,
+         on_start: Callable[[str, str, int, int, bool], None] | None = None,
          on_trial: Callable[[TrialRow, TrialRow | None], None] | None = None,
          on_search_end: Callable[[TuneResult], None] | None = None) -> TuneResult:
     """Run `options.trials` more trials of the study, write its summary, train its best configuration.
@@ -436,6 +447,9 @@ def tune(paths: ArtifactPaths, options: TuneOptions, *,
     from rnnkit.console import err_console
 
     search = Search.load(paths, options, threads=options.threads)
+    # Before the study is opened (which creates it when new): a bad --jobs leaves nothing behind.
+    jobs, threads_per_job = resolve_jobs(options.jobs, options.threads, search.device, options.trials,
+                                         memory=available_memory())
     search.open_study(create=options.trials > 0)
     study = search.study
     study_name, label = options.study_name(), search.label
@@ -443,8 +457,6 @@ def tune(paths: ArtifactPaths, options: TuneOptions, *,
     if orphans:
         err_console.print(f"marked trial(s) {', '.join(map(str, orphans))} as FAIL: the process that ran them on "
                           f"this machine is gone (killed)")
-    jobs, threads_per_job = resolve_jobs(options.jobs, options.threads, search.device, options.trials,
-                                         memory=available_memory())
     if on_start is not None:
         on_start(study_name, label, len(study.get_trials(deepcopy=False)), jobs, bool(search.base.amp))
 
@@ -475,11 +487,13 @@ def tune(paths: ArtifactPaths, options: TuneOptions, *,
         raise RnnkitError(f"study {study_name!r} has no completed trial yet ({result.count('PRUNED')} pruned, "
                           f"{result.count('FAIL')} failed) — run more trials, e.g. `rnnkit tune --study {study_name} "
                           f"--trials 5 --pruner none`")
-    result.best = (max if search.direction == "maximize" else min)(complete, key=lambda t: t.value)
+    result.best = search.pick(complete, key=lambda t: t.value)
     result.final_options = replace(search.base, **result.best.params,
                                    epochs=options.final_epochs or options.epochs_per_trial)
     _write_summary(paths, result, study, options, search.input_hashes)
-    search.manifest.record(f"tune/{study_name}", params=_manifest_params(options, result), outputs=result.outputs,
+    # (amp and jobs as this call resolved them, not as given: None means "chosen here")
+    params = {**_manifest_params(options, result), "amp": search.base.amp, "jobs": jobs}
+    search.manifest.record(f"tune/{study_name}", params=params, outputs=result.outputs,
                            input_hashes=search.input_hashes)
     if on_search_end is not None:
         on_search_end(result)

@@ -39,9 +39,13 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rnnkit.errors import RnnkitError
 from rnnkit.training.progress import Quiet
+
+if TYPE_CHECKING:
+    from rnnkit.tuning.study import Search, TuneOptions
 
 # Seconds a worker may take to stop after SIGTERM (it finishes recording its trial) before
 # it is killed.
@@ -52,7 +56,7 @@ STOP_GRACE = 60.0
 class WorkerSpec:
     index: int  # 0-based; shown 1-based
     root: str  # the artifacts folder
-    options: object  # TuneOptions
+    options: TuneOptions
     threads: int | None  # CPU threads of this worker
     parent: int  # the parent's pid
     deadline: float | None  # time.time() after which no trial starts (--timeout)
@@ -127,8 +131,7 @@ def worker_main(spec: WorkerSpec, tickets, events) -> None:
         search.open_study(create=False)
         while _take_ticket(tickets, spec.deadline):
             search.run(1, progress=QueueProgress(events, spec.index),
-                       on_trial_start=lambda number, params: events.put(("trial_start", spec.index,
-                                                                         (number, params))),
+                       on_trial_start=lambda number: events.put(("trial_start", spec.index, number)),
                        on_trial=lambda row, best: events.put(("trial", spec.index, (row, best))))
         events.put(("done", spec.index, None))
     except KeyboardInterrupt:
@@ -185,9 +188,8 @@ class Board:
         task = self.tasks[index]
         name = f"worker {index + 1}"
         if kind == "trial_start":
-            number, params = payload
-            self.trial[index] = number
-            self.bar.update(task, description=f"{name}: trial {number}", completed=0, total=None, stats="")
+            self.trial[index] = payload
+            self.bar.update(task, description=f"{name}: trial {payload}", completed=0, total=None, stats="")
         elif kind == "epoch":
             epoch, epochs, batches = payload
             self.bar.reset(task, total=batches, description=f"{name}: trial {self.trial[index]} epoch {epoch}/{epochs}")
@@ -210,8 +212,13 @@ class Board:
             self.bar.update(task, description=f"{name}: {kind}", stats="")
 
 
-def run(search, *, jobs: int, threads: int | None, on_trial: Callable | None = None) -> None:
-    """Add `search.options.trials` trials to the study with `jobs` worker processes."""
+def run(search: Search, *, jobs: int, threads: int | None, on_trial: Callable | None = None) -> None:
+    """Add `search.options.trials` trials to the study with `jobs` worker processes.
+
+    A worker killed from outside (the kernel's out-of-memory killer, say) says nothing: it is
+    noticed by its exit code, its trial is marked FAIL and the others take its tickets. If
+    every worker dies, that is an error.
+    """
     import multiprocessing
 
     options = search.options
@@ -225,7 +232,8 @@ def run(search, *, jobs: int, threads: int | None, on_trial: Callable | None = N
              for i in range(jobs)]
     for proc in procs:
         proc.start()
-    ended: dict[int, tuple[str, object]] = {}  # worker index -> its last word
+    ended: set[int] = set()  # workers that said their last word, or died
+    died: list[str] = []  # "worker N (exit code C)"
     failure: tuple[str, int, str] | None = None
     try:
         with Board(jobs, on_trial) as board:
@@ -233,15 +241,16 @@ def run(search, *, jobs: int, threads: int | None, on_trial: Callable | None = N
                 try:
                     kind, index, payload = events.get(timeout=0.5)
                 except queue.Empty:
-                    for i, proc in enumerate(procs):  # a worker killed from outside says nothing
+                    for i, proc in enumerate(procs):
                         if i not in ended and proc.exitcode is not None:
-                            ended[i] = ("died", proc.exitcode)
-                            board.console.print(f"worker {i + 1} died (exit code {proc.exitcode}); the others "
-                                                f"go on with its tickets")
+                            ended.add(i)
+                            died.append(f"worker {i + 1} (exit code {proc.exitcode})")
+                            board.console.print(f"{died[-1]} died; its running trial will be marked FAIL, and "
+                                                f"the workers left take the trials it had not started")
                     continue
                 board.handle(kind, index, payload)
                 if kind in ("done", "stopped", "error", "crash"):
-                    ended[index] = (kind, payload)
+                    ended.add(index)
                     if kind in ("error", "crash") and failure is None:
                         failure = (kind, index, payload)
                         _stop(procs)  # a bug or a bad setting: the other trials would meet it too
@@ -253,6 +262,13 @@ def run(search, *, jobs: int, threads: int | None, on_trial: Callable | None = N
         proc.join(timeout=STOP_GRACE)
         if proc.is_alive():
             proc.kill()
+    if died:
+        from rnnkit.tuning.storage import fail_orphaned_trials
+
+        fail_orphaned_trials(search.study)
+        if len(died) == jobs:
+            raise RnnkitError(f"every tuning worker died ({', '.join(died)}), {tickets.value} trial(s) not run — "
+                              f"out of memory? Try fewer at once with --jobs, or --jobs 1")
     if failure is not None:
         kind, index, message = failure
         if kind == "error":

@@ -17,18 +17,20 @@ def _pyplot():
     return plt
 
 
-def training_curves(history: list[dict], target: Path, *, metric: str, title: str) -> None:
-    """Loss and the headline metric per epoch, train and validation side by side."""
+def training_curves(history: list[dict], target: Path, *, metric: str, title: str, best: int | None = None) -> None:
+    """Loss and the headline metric per epoch, train and validation side by side; a dotted
+    line at the `best` epoch (the one best.pt holds; default: lowest validation loss)."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
     ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="val")
-    ax_loss.set(xlabel="epoch", ylabel="loss (BCE)", title="loss")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_metric.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train")
     ax_metric.plot(epochs, [h[f"val_{metric}"] for h in history], "o-", label="val")
     ax_metric.set(xlabel="epoch", ylabel=metric, title=metric)
-    best = min(history, key=lambda h: h["val_loss"])["epoch"]
+    if best is None:
+        best = min(history, key=lambda h: h["val_loss"])["epoch"]
     for ax in (ax_loss, ax_metric):
         ax.axvline(best, color="grey", linestyle=":", label=f"best (epoch {best})")
         ax.grid(alpha=0.3)
@@ -41,17 +43,29 @@ def training_curves(history: list[dict], target: Path, *, metric: str, title: st
 
 
 def confusion_matrix(matrix, labels: list[str], target: Path, *, title: str) -> None:
+    """Counts, rows true and columns predicted. Colour is each row's share, so that a rare
+    class's mistakes show as clearly as a frequent one's; the figure grows with the classes
+    (readable with 20 and more), long names are cut and the column names turned."""
+    import numpy as np
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
+    n = len(labels)
+    side = max(4.5, 0.45 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 0.8, side))
+    rows = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    short = [name if len(name) <= 18 else name[:17] + "…" for name in labels]
+    ax.set_xticks(range(n), short, rotation=0 if n <= 4 else 60, ha="center" if n <= 4 else "right")
+    ax.set_yticks(range(n), short)
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    top = matrix.max() if matrix.size else 0
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            ax.text(j, i, f"{matrix[i, j]:,}", ha="center", va="center",
-                    color="white" if matrix[i, j] > top / 2 else "black")
+    size = 10 if n <= 8 else max(5.5, 10 - 0.2 * n)
+    for i in range(n):
+        for j in range(n):
+            if matrix[i, j] or n <= 8:  # zeros off the diagonal only clutter a large matrix
+                ax.text(j, i, f"{matrix[i, j]:,}", ha="center", va="center", fontsize=size,
+                        color="white" if shares[i, j] > 0.5 else "black")
     fig.tight_layout()
     write_with(target, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)

@@ -24,6 +24,7 @@ class Predictor:
     run: str
     device: Any
     amp: bool = False  # bf16 autocast on CPU, fp16 on CUDA
+    decision: Any = None  # training.metrics.Decision: the run's thresholds (None: 0.5)
 
     @classmethod
     def from_run(cls, paths: ArtifactPaths, run: str | None = None, *, which: str = "best",
@@ -34,7 +35,7 @@ class Predictor:
         ckpt = checkpoints.load(paths.run_dir(run) / f"{which}.pt")
         dev = resolve_device(device)
         return cls(checkpoints.rebuild(ckpt).to(dev), checkpoints.tokenizer_of(ckpt), ckpt["task"],
-                   list(ckpt["label_names"]), run, dev, amp)
+                   list(ckpt["label_names"]), run, dev, amp, checkpoints.decision_of(ckpt))
 
     def probabilities(self, texts: list[str], batch_size: int | None = None, *, workers: int | None = None):
         """(n, outputs) probabilities, in the order of `texts`.
@@ -56,7 +57,9 @@ class Predictor:
         chunk = len(texts) if workers == 1 else max(64 * batch_size, 1024)
         logits = inference.logits_of_batches(self.model, self._batches(texts, batch_size, chunk), len(texts),
                                              device=self.device, amp=self.amp, workers=workers)
-        return logits.sigmoid()
+        from rnnkit.training.metrics import probabilities
+
+        return probabilities(logits, self.task)
 
     def _batches(self, texts: list[str], batch_size: int, chunk: int):
         """(index, ids, lengths) batches, tokenizing `chunk` texts at a time (lazily)."""
@@ -74,31 +77,59 @@ class Predictor:
                 lengths = torch.tensor([len(rows[i]) for i in part], dtype=torch.int64)
                 yield torch.tensor(part, dtype=torch.int64) + start, ids, lengths
 
-    def predict(self, texts: list[str], *, threshold: float = 0.5, batch_size: int | None = None,
-                workers: int | None = None) -> list[dict]:
+    def predict(self, texts: list[str], *, threshold: float | None = None, top_k: int = 3,
+                batch_size: int | None = None, workers: int | None = None) -> list[dict]:
+        """One dict per text. Binary: label, its probability, both probabilities. Multi-class:
+        label (the most probable class), probability, the `top_k` classes with theirs.
+        Multi-label: the labels that pass their threshold (the run's, fitted on validation,
+        unless `threshold` is given), most probable first, and every probability."""
+        from rnnkit.training.metrics import MULTICLASS, decide
+
         for i, text in enumerate(texts, 1):
             if not text.strip():
                 raise RnnkitError(f"text {i} is empty — give at least one word to classify")
-        probs = self.probabilities(texts, batch_size, workers=workers).tolist()
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise RnnkitError(f"--threshold {threshold} must be a probability between 0 and 1, e.g. 0.5")
+        if top_k < 1:
+            raise RnnkitError(f"--top-k {top_k} must be at least 1")
+        decision = self.decision_for(threshold)
+        probs = self.probabilities(texts, batch_size, workers=workers).numpy()
+        chosen = decide(probs, self.task, decision)
         results = []
-        for text, p in zip(texts, probs):
+        for text, p, pick in zip(texts, probs.tolist(), chosen.tolist()):
             if self.task == "binary":
                 positive = p[0]
-                index = int(positive >= threshold)
                 results.append({
                     "text": text,
-                    "label": self.label_names[index],
-                    "probability": positive if index else 1.0 - positive,
+                    "label": self.label_names[pick],
+                    "probability": positive if pick else 1.0 - positive,
                     "probabilities": {self.label_names[0]: 1.0 - positive, self.label_names[1]: positive},
                 })
-            else:
+            elif self.task == MULTICLASS:
                 ranked = sorted(zip(self.label_names, p), key=lambda item: -item[1])
                 results.append({
                     "text": text,
-                    "labels": [{"label": n, "probability": q} for n, q in ranked if q >= threshold],
+                    "label": self.label_names[pick],
+                    "probability": p[pick],
+                    "top": [{"label": n, "probability": q} for n, q in ranked[:top_k]],
+                    "probabilities": dict(zip(self.label_names, p)),
+                })
+            else:
+                on = sorted((i for i, v in enumerate(pick) if v), key=lambda i: -p[i])
+                results.append({
+                    "text": text,
+                    "labels": [{"label": self.label_names[i], "probability": p[i]} for i in on],
                     "probabilities": dict(zip(self.label_names, p)),
                 })
         return results
+
+    def decision_for(self, threshold: float | None):
+        """The run's decision rule, or one cut `threshold` for every label (binary, multi-label)."""
+        from rnnkit.training.metrics import Decision, num_outputs
+
+        if threshold is None:
+            return self.decision
+        return Decision([threshold] * num_outputs(self.task, self.label_names))
 
 
 def read_texts(texts: Iterable[str], file: str | None) -> list[str]:

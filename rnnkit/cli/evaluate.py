@@ -23,9 +23,12 @@ def evaluate(
         help="Reviews per batch. Default: 32 on the CPU, 256 on CUDA.")] = None,
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bf16 on CPU, fp16 on CUDA).")] = False,
     compare: Annotated[bool, typer.Option("--compare", help="Also print every evaluated run side by side.")] = False,
+    per_label: Annotated[int, typer.Option(help="Rows of the per-class / per-label table (most frequent "
+                                                "first; 0: all).")] = 30,
     artifacts: ArtifactsOption = None,
 ):
-    """Loss, accuracy, precision, recall, F1 (binary); micro/macro F1, subset accuracy (multi-label)."""
+    """Loss, accuracy, precision, recall, F1 (binary); accuracy, macro-F1 and a per-class table (multi-class);
+    micro/macro F1, subset accuracy and a per-label table with thresholds (multi-label)."""
     from rich.table import Table
 
     from rnnkit.artifacts import write_text
@@ -47,11 +50,15 @@ def evaluate(
     for key, value in report["metrics"].items():
         table.add_row(key, f"{value:.4f}")
     console.print(table)
-    if "confusion_matrix" in report:
+    console.print(report["decision_text"], highlight=False)
+    if report["task"] != "binary":
+        console.print(_per_label_table(report, limit=per_label))
+    if report["task"] == "binary":
         (tn, fp), (fn, tp) = report["confusion_matrix"]
         console.print(f"confusion matrix (rows true, columns predicted; {', '.join(report['label_names'])}): "
                       f"[[{tn}, {fp}], [{fn}, {tp}]]")
-    console.print(f"report -> {report['report_path']}")
+    console.print(f"report -> {report['report_path']}" + (" (+ confusion matrix .png)" if "confusion_matrix"
+                                                           in report else ""))
     if compare:
         reports = all_reports(paths, split)
         keys = list(report["metrics"])
@@ -74,6 +81,30 @@ def evaluate(
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         write_text(markdown, "\n".join(lines) + "\n")
         console.print(f"comparison -> {markdown}")
+
+
+def _per_label_table(report: dict, *, limit: int):
+    """Precision, recall, F1, support (and threshold) per class or label, most frequent first."""
+    from rich.table import Table
+
+    rows = report["per_label"]
+    shown = rows if limit <= 0 else rows[:limit]
+    kind = "label" if report["task"] == "multilabel" else "class"
+    title = f"per {kind}, by support" + (f" ({len(shown)} of {len(rows)}; --per-label 0 for all)"
+                                        if len(shown) < len(rows) else "")
+    table = Table(title=title)
+    columns = [kind, "precision", "recall", "F1", "support"] + (["threshold"] if kind == "label" else [])
+    for col in columns:
+        table.add_column(col, justify="left" if col == kind else "right")
+    for row in shown:
+        cells = [row["label"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
+                 f"{row['support']:,}"]
+        if kind == "label":
+            cells.append(f"{row['threshold']:.2f}" + ("" if row.get("fitted") else "*"))
+        table.add_row(*cells)
+    if kind == "label":
+        table.caption = "* too few validation texts to fit: the shared threshold"
+    return table
 
 
 def _count(n) -> str:

@@ -14,7 +14,10 @@ def predict(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify; '-' reads stdin.")] = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="One text per line; '-' for stdin.")] = None,
     run: Annotated[str | None, typer.Option(help="Run name. Default: the latest run.")] = None,
-    threshold: Annotated[float, typer.Option(help="Probability from which a label is predicted.")] = 0.5,
+    threshold: Annotated[float | None, typer.Option(
+        help="Probability from which a label is predicted. Default: the run's (0.5 for binary; per label, "
+             "fitted on validation, for multi-label).")] = None,
+    top_k: Annotated[int, typer.Option(help="Multi-class: how many of the most probable classes to show.")] = 3,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per text.")] = False,
     batch_size: Annotated[int | None, typer.Option(
         help="Texts per batch. Default: 32 on the CPU, 256 on CUDA.")] = None,
@@ -36,11 +39,20 @@ def predict(
     configure_cpu(threads)
     items = read_texts(texts or [], file)
     predictor = Predictor.from_run(paths_for(artifacts), run, device=device, amp=amp)
-    results = predictor.predict(items, threshold=threshold, batch_size=batch_size, workers=workers)
+    results = predictor.predict(items, threshold=threshold, top_k=top_k, batch_size=batch_size, workers=workers)
+    if predictor.task != "binary":  # on stderr: stdout stays one line per text
+        from rnnkit.console import err_console
+
+        own = threshold is None or predictor.task == "multiclass"
+        err_console.print(f"run {predictor.run}: " + (predictor.decision.describe(predictor.task) if own else
+                          f"decision: every label from probability {threshold:.2f} (--threshold)"), highlight=False)
     out = sys.stdout
     for r in results:
         if json_output:
             out.write(json.dumps(r, ensure_ascii=False) + "\n")
+        elif "top" in r:
+            top = ", ".join(f"{x['label']} {x['probability']:.4f}" for x in r["top"])
+            out.write(f"{top}\t{_short(r['text'])}\n")
         elif "label" in r:
             out.write(f"{r['label']}\t{r['probability']:.4f}\t{_short(r['text'])}\n")
         else:

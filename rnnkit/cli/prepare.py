@@ -39,22 +39,26 @@ def csv(
     text_col: Annotated[str, typer.Option(help="Column with the text.")] = "text",
     label_col: Annotated[str, typer.Option(help="Column with the label(s).")] = "label",
     sep: Annotated[str | None, typer.Option(help="Field separator. Default: tab for .tsv, else comma.")] = None,
-    multi_label: Annotated[bool, typer.Option("--multi-label", help="Each row has several labels.")] = False,
+    multi_label: Annotated[bool, typer.Option("--multi-label", help="A row may carry several labels.")] = False,
     label_sep: Annotated[str, typer.Option(help="Separator between labels with --multi-label.")] = ", ",
     split_col: Annotated[str | None, typer.Option(help="Column with train/val/test per row.")] = None,
+    group_col: Annotated[str | None, typer.Option(
+        help="Column whose rows stay in one split (e.g. the sentences of one review), so that val/test do "
+             "not leak; --test-size and --val-size then count groups, not rows, and are not stratified."
+    )] = None,
     test_size: Annotated[float, typer.Option(help="Test fraction when there is no --split-col.")] = 0.2,
     val_size: Annotated[float, typer.Option(help="Validation fraction of what remains for training.")] = 0.1,
     split_seed: Annotated[int, typer.Option(help="Seed of the splits.")] = 0,
     artifacts: ArtifactsOption = None,
     force: ForceOption = False,
 ):
-    """Any CSV/TSV: binary (two label values) or multi-label (--multi-label)."""
+    """Any CSV/TSV: binary (two label values), multi-class (more) or multi-label (--multi-label)."""
     from rnnkit.data.prepare import prepare_csv
 
     if sep is not None:
         sep = sep.encode().decode("unicode_escape")  # let users type --sep '\t'
     result = prepare_csv(paths_for(artifacts), path, text_col=text_col, label_col=label_col, sep=sep,
-                         multi_label=multi_label, label_sep=label_sep, split_col=split_col,
+                         multi_label=multi_label, label_sep=label_sep, split_col=split_col, group_col=group_col,
                          test_size=test_size, val_size=val_size, split_seed=split_seed, force=force)
     _report(result, paths_for(artifacts))
 

@@ -24,11 +24,23 @@ def train(
                                                        "(0: PyTorch's N(0, 1)).")] = 0.05,
     channels: Annotated[int, typer.Option(help="cnn: feature maps per kernel width.")] = 200,
     kernel_sizes: Annotated[str, typer.Option(help="cnn: convolution widths, comma-separated.")] = "3,4,5",
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    lr: Annotated[float | None, typer.Option(help="Adam's peak learning rate. Default: the model's "
+                                                  "(1e-3; ngram 1e-2).")] = None,
     weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Examples per batch.")] = 64,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 5,
-    patience: Annotated[int, typer.Option(help="Stop after N epochs without a lower val loss (0: never).")] = 3,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs. Default: about 2,000 steps' worth, "
+                                                    "5 to 40 (printed at the start).")] = None,
+    patience: Annotated[int | None, typer.Option(help="Stop after N epochs without a better --monitor value "
+                                                      "(0: never). Default: a quarter of the epochs, at least 2.")]
+    = None,
+    schedule: Annotated[str, typer.Option(help="Learning rate: warmup-cosine (warm-up, then cosine decay to 0) "
+                                               "or constant.")] = "warmup-cosine",
+    monitor: Annotated[str | None, typer.Option(help="Validation metric that picks best.pt and stops early: "
+                                                     "val_loss, val_accuracy, val_micro_f1, val_macro_f1. "
+                                                     "Default: val_accuracy (val_micro_f1 for multi-label).")]
+    = None,
+    pos_weight: Annotated[str, typer.Option(help="Multi-label positive weights: auto (sqrt(neg/pos) per label, "
+                                                 "capped at 30), none, or a number.")] = "auto",
     clip: Annotated[float, typer.Option(help="Max gradient norm (0: no clipping).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed for weights and batch order.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -44,7 +56,7 @@ def train(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run of this --name.")] = False,
     artifacts: ArtifactsOption = None,
 ):
-    """Train a model; keep best.pt (lowest val loss), last.pt, metrics.jsonl and curves.png."""
+    """Train a model; keep best.pt (best --monitor value), last.pt, metrics.jsonl and curves.png."""
     from rnnkit.console import console
     from rnnkit.training.trainer import TrainOptions, parse_kernel_sizes
     from rnnkit.training.trainer import train as run_training
@@ -54,13 +66,15 @@ def train(
                            embedding_dropout=embedding_dropout, embedding_init=embedding_init,
                            channels=channels, kernel_sizes=parse_kernel_sizes(kernel_sizes), lr=lr,
                            weight_decay=weight_decay,
-                           batch_size=batch_size, epochs=epochs, patience=patience, clip=clip, seed=seed,
+                           batch_size=batch_size, epochs=epochs, patience=patience, schedule=schedule,
+                           monitor=monitor, pos_weight=pos_weight, clip=clip, seed=seed,
                            device=device, threads=threads, amp=amp, compile=compile,
                            embeddings=None if embeddings is None else str(embeddings),
                            freeze_embeddings_epochs=freeze_embeddings_epochs)
     result = run_training(paths_for(artifacts), options, name=name, force=force)
     best = result.best
-    metric = "val_accuracy" if "val_accuracy" in best else "val_micro_f1"
+    extra = [k for k in ("val_accuracy", "val_micro_f1", "val_macro_f1") if k in best]
+    scores = ", ".join(f"{k} {best[k]:.4f}" for k in extra)
     console.print(f"run {result.run}: best epoch {result.best_epoch}/{result.epochs_run}, val loss "
-                  f"{best['val_loss']:.4f}, {metric} {best[metric]:.4f}, {result.seconds_per_epoch:.1f} s/epoch "
+                  f"{best['val_loss']:.4f}, {scores}, {result.seconds_per_epoch:.1f} s/epoch "
                   f"-> {result.run_dir}/")

@@ -4,8 +4,9 @@
     prepared/unlabeled.parquet                           column: text (IMDB --unlabeled only)
     prepared/labels.json                                 task, label names, counts per split
 
-`label` is an int (0/1) for a binary task and a multi-hot list (one 0/1 per label name,
-as scikit-learn's MultiLabelBinarizer gives) for a multi-label task.
+`label` is an int: 0/1 for a binary task, the class index into the sorted label names for a
+multi-class one; for a multi-label task it is a multi-hot list (one 0/1 per label name, as
+scikit-learn's MultiLabelBinarizer gives).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from rnnkit.errors import RnnkitError
 
 SPLITS = ("train", "val", "test")
 SAMPLE_PATH = Path(__file__).resolve().parents[2] / "data" / "imdb_sample.tsv.gz"
-BINARY, MULTILABEL = "binary", "multilabel"
+BINARY, MULTICLASS, MULTILABEL = "binary", "multiclass", "multilabel"
 
 
 @dataclass
@@ -116,12 +117,17 @@ def prepare_csv(
     multi_label: bool = False,
     label_sep: str = ", ",
     split_col: str | None = None,
+    group_col: str | None = None,
     test_size: float = 0.2,
     val_size: float = 0.1,
     split_seed: int = 0,
     force: bool = False,
 ) -> PrepareResult:
-    """Any CSV/TSV with a text column and a label column (one label, or several joined)."""
+    """Any CSV/TSV with a text column and a label column (one label, or several joined).
+
+    With `group_col`, the splits rnnkit makes keep every group (the sentences of one review, the
+    posts of one thread) whole, so that validation and test never see a near-copy of training text.
+    """
     import pandas as pd
 
     path = Path(path)
@@ -140,6 +146,7 @@ def prepare_csv(
         "multi_label": multi_label,
         "label_sep": label_sep,
         "split_col": split_col,
+        "group_col": group_col,
         "test_size": test_size,
         "val_size": val_size,
         "split_seed": split_seed,
@@ -154,7 +161,9 @@ def prepare_csv(
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RnnkitError(f"{path} is not a readable table with --sep {sep!r} ({first}) — check --sep") from None
-    for option, column in (("--text-col", text_col), ("--label-col", label_col), ("--split-col", split_col)):
+    columns = (("--text-col", text_col), ("--label-col", label_col), ("--split-col", split_col),
+               ("--group-col", group_col))
+    for option, column in columns:
         if column is not None and column not in frame.columns:
             have = ", ".join(map(str, frame.columns[:12]))
             raise RnnkitError(f"{path} has no column {column!r} (columns: {have}) — pass {option} NAME")
@@ -181,15 +190,17 @@ def prepare_csv(
     else:
         values = frame[label_col].str.strip()
         label_names = sorted(values.unique())
-        if len(label_names) != 2:
+        if len(label_names) < 2:
             raise RnnkitError(
-                f"column {label_col!r} of {path} has {len(label_names)} distinct labels "
-                f"({', '.join(label_names[:6])}{'…' if len(label_names) > 6 else ''}); a single-label "
-                f"task needs exactly 2 — pass --multi-label to learn one yes/no output per label"
+                f"column {label_col!r} of {path} holds one label value ({label_names[0]!r}) — a classifier "
+                f"needs at least 2; check --label-col, or add rows of the other classes"
             )
         labels = values.map({name: i for i, name in enumerate(label_names)}).tolist()
-        task = BINARY
+        task = BINARY if len(label_names) == 2 else MULTICLASS
     data = pd.DataFrame({"text": texts.to_numpy(), "label": labels})
+    if group_col is not None:
+        data["group"] = frame[group_col].str.strip().to_numpy()
+    stratify = task != MULTILABEL
 
     if split_col is not None:
         aliases = {"valid": "val", "validation": "val", "dev": "val"}
@@ -209,10 +220,10 @@ def prepare_csv(
         if (train_full["split"] == "val").any():
             train, val = train_full[train_full["split"] == "train"], train_full[train_full["split"] == "val"]
         else:
-            train, val = _split(train_full, val_size, split_seed, stratify=task == BINARY)
+            train, val = _split(train_full, val_size, split_seed, stratify=stratify, group_col=group_col)
     else:
-        train_full, test = _split(data, test_size, split_seed, stratify=task == BINARY)
-        train, val = _split(train_full, val_size, split_seed, stratify=task == BINARY)
+        train_full, test = _split(data, test_size, split_seed, stratify=stratify, group_col=group_col)
+        train, val = _split(train_full, val_size, split_seed, stratify=stratify, group_col=group_col)
     splits = {name: f[["text", "label"]] for name, f in (("train", train), ("val", val), ("test", test))}
     return _write_prepared(paths, manifest, splits, {}, task, label_names, params, input_hashes)
 
@@ -285,14 +296,33 @@ def _source_hashes(manifest: Manifest, source: Path) -> dict[str, str]:
     return {str(source.resolve()): f"folder:{len(files)}files:{sum(p.stat().st_size for p in files)}bytes"}
 
 
-def _split(frame, fraction: float, seed: int, *, stratify: bool):
-    from sklearn.model_selection import train_test_split
+def _split(frame, fraction: float, seed: int, *, stratify: bool, group_col: str | None = None):
+    """(rest, part): `fraction` of the rows in part; with `group_col`, of the groups in the "group" column."""
+    import math
 
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    if group_col is not None:
+        n_groups = frame["group"].nunique()
+        n_part = math.ceil(fraction * n_groups)  # as GroupShuffleSplit rounds
+        if n_groups < 2 or n_part >= n_groups:
+            raise RnnkitError(
+                f"column {group_col!r} has {n_groups} group(s), too few to split {fraction} of them off — "
+                f"use a dataset with more groups, other split sizes, or drop --group-col"
+            )
+        # Whole groups move, so class proportions can drift a little: groups are not stratified.
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        rest, part = next(splitter.split(frame, groups=frame["group"]))
+        return frame.iloc[rest], frame.iloc[part]
     if len(frame) < 2:
         raise RnnkitError(f"only {len(frame)} rows to split — use a larger dataset")
-    labels = frame["label"] if stratify else None
-    if stratify and frame["label"].value_counts().min() < 2:
-        labels = None  # a class with one row cannot be stratified
+    labels = None
+    if stratify:
+        counts = frame["label"].value_counts()
+        n_part = math.ceil(fraction * len(frame))  # as train_test_split rounds
+        # A class with one row, or a side with fewer rows than there are classes, cannot be stratified.
+        if counts.min() >= 2 and min(n_part, len(frame) - n_part) >= len(counts):
+            labels = frame["label"]
     return train_test_split(frame, test_size=fraction, random_state=seed, stratify=labels)
 
 
@@ -303,7 +333,7 @@ def _clean_texts(texts):
 
 
 def _label_counts(frame, task: str, label_names: list[str]) -> dict[str, int]:
-    if task == BINARY:
+    if task != MULTILABEL:
         counts = frame["label"].value_counts().to_dict()
         return {name: int(counts.get(i, 0)) for i, name in enumerate(label_names)}
     import numpy as np

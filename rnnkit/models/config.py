@@ -9,7 +9,7 @@ from typing import Any
 @dataclass
 class ModelConfig:
     vocab_size: int  # rows of the embedding table, from the tokenizer
-    num_outputs: int  # logits: 1 for binary, one per label for multi-label
+    num_outputs: int  # logits: 1 for binary, one per class (multi-class) or label (multi-label)
     embedding_dim: int = 128  # the notebooks' default
     hidden_dim: int = 128  # per direction for recurrent models
     layers: int = 1  # stacked recurrent layers; dropout is applied between them
@@ -24,6 +24,10 @@ class ModelConfig:
     # cnn only: feature maps per kernel width. Kim used 100 with 300-d vectors; with 128-d frozen
     # word2vec on IMDB, 200 had the lowest validation loss of 100, 200 and 300 (BENCHMARKS.md).
     channels: int = 200
+    # ngram only: rows of the hashed-bigram table (one is padding). 2^18 keeps the table (and
+    # Adam's two moments of it) at 3 x 134 MB for 128-d rows; collisions cost little: a text's
+    # label rests on its frequent pairs, which rarely share a row with another frequent one.
+    buckets: int = 1 << 18
     extra: dict[str, Any] = field(default_factory=dict)  # model-specific options
 
     def to_dict(self) -> dict[str, Any]:

@@ -24,16 +24,20 @@ class ModelSpec:
     description: str
     # "always", "never" or "optional": whether --bidirectional applies.
     bidirectional: str = "optional"
+    # Adam's peak learning rate when --lr is not given. A bag of n-grams averages thousands of
+    # rows, each seen in few batches, and needs ten times the recurrent models' rate to learn
+    # in the same number of steps (BENCHMARKS.md, "Defaults that fit the data").
+    lr: float = 1e-3
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, description: str, *, bidirectional: str = "optional"):
+def register(name: str, description: str, *, bidirectional: str = "optional", lr: float = 1e-3):
     def wrap(builder):
         if name in MODELS:
             raise ValueError(f"model {name!r} registered twice")
-        MODELS[name] = ModelSpec(name, builder, description, bidirectional)
+        MODELS[name] = ModelSpec(name, builder, description, bidirectional, lr)
         return builder
 
     return wrap
@@ -65,7 +69,7 @@ def _load_builtin_models() -> None:
     import importlib
 
     # Each family module registers its models on import. Order = order in `rnnkit models`.
-    for module in ("rnn", "scratch", "lstm", "attention", "cnn"):
+    for module in ("rnn", "scratch", "lstm", "attention", "cnn", "ngram"):
         try:
             importlib.import_module(f"rnnkit.models.{module}")
         except ModuleNotFoundError as exc:

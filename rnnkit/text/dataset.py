@@ -6,8 +6,9 @@
     data["X_train"], data["y_train"], data["X_val"], data["y_val"], data["X_test"], data["y_test"]
 
 X_* are (n, width) int64 ids padded with 0 (`<PAD>`) to the longest sequence of the corpus
-(at most --max-length); y_* are float32, (n,) for a binary task, (n, labels) multi-hot for a
-multi-label one; lengths_* hold the real lengths so that training can pack and bucket.
+(at most --max-length); y_* are float32 (n,) 0/1 for a binary task, int64 (n,) class indices
+for a multi-class one and float32 (n, labels) multi-hot for a multi-label one; lengths_*
+hold the real lengths so that training can pack and bucket.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def tokenize_dataset(paths: ArtifactPaths, options: TokenizeOptions, *, force: b
         labels = splits[split]["label"]
         # Multi-label rows are arrays; stacking them first avoids a slow per-row conversion.
         stacked = np.stack(labels.to_numpy()) if data["task"] == "multilabel" else labels.to_numpy()
-        data[f"y_{split}"] = torch.from_numpy(np.asarray(stacked, dtype=np.float32))
+        dtype = np.int64 if data["task"] == "multiclass" else np.float32  # class indices, as cross-entropy takes
+        data[f"y_{split}"] = torch.from_numpy(np.array(stacked, dtype=dtype))  # a copy: parquet columns are read-only
 
     torch_save(paths.dataset, data)
     write_bytes(paths.word2idx, pickle.dumps(tokenizer.get_vocab(), protocol=4))

@@ -9,7 +9,8 @@
 A model checkpoint holds: format version, model name, config (plain dict), state_dict,
 task, label names, the tokenizer (its JSON text, so predict needs nothing else, plus the
 sha256 of the tokenizer.json it came from), the sha256 of the dataset.pt it was trained
-on, and where pretrained embeddings came from (`--embeddings`; None without). All of it
+on, where pretrained embeddings came from (`--embeddings`; None without) and the decision
+rule (per-label thresholds for multi-label runs). All of it
 loads with `torch.load(weights_only=True)`.
 """
 
@@ -34,7 +35,8 @@ TRAIN_FIX = "run `rnnkit train` first"
 
 def model_payload(model, *, name: str, config, task: str, label_names: list[str],
                   tokenizer_json: str, tokenizer_sha256: str, dataset_sha256: str,
-                  epoch: int, metrics: dict[str, float], embeddings: dict[str, Any] | None = None) -> dict[str, Any]:
+                  epoch: int, metrics: dict[str, float], embeddings: dict[str, Any] | None = None,
+                  decision=None) -> dict[str, Any]:
     state = model.state_dict()
     # torch.compile wraps a model; its state_dict keys gain a prefix that a plain model lacks.
     state = {k.removeprefix("_orig_mod."): v.detach().cpu() for k, v in state.items()}
@@ -53,6 +55,9 @@ def model_payload(model, *, name: str, config, task: str, label_names: list[str]
         # Where the initial embedding came from (path, sha256, rows, scale factor, frozen
         # epochs), or None; the weights themselves are in state_dict, so predict needs nothing.
         "embeddings": embeddings,
+        # How probabilities become labels (training.metrics.Decision): multi-label runs keep
+        # the per-label thresholds fitted on validation at this epoch; None: 0.5.
+        "decision": decision.to_dict() if decision is not None else None,
     }
 
 
@@ -76,6 +81,13 @@ def rebuild(checkpoint: dict[str, Any]):
     model = build_model(checkpoint["model"], ModelConfig.from_dict(checkpoint["config"]))
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
+
+
+def decision_of(checkpoint: dict[str, Any]):
+    """The checkpoint's decision rule (thresholds); 0.5 for checkpoints written before there was one."""
+    from rnnkit.training.metrics import Decision, num_outputs
+
+    return Decision.from_dict(checkpoint.get("decision"), num_outputs(checkpoint["task"], checkpoint["label_names"]))
 
 
 def tokenizer_of(checkpoint: dict[str, Any]):

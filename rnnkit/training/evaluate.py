@@ -1,7 +1,8 @@
 """The `evaluate` stage: a run's checkpoint on the test (or validation) split -> a report.
 
-    reports/<run>-<split>.json    every metric, the confusion matrix / per-label F1
-    reports/<run>-<split>.png     confusion matrix (binary)
+    reports/<run>-<split>.json    every metric, the decision rule, per-label precision/recall/F1,
+                                  the confusion matrix (binary, multi-class)
+    reports/<run>-<split>.png     confusion matrix (binary, multi-class)
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
     on the CPU, 1 on CUDA (training/inference.py)."""
     from rnnkit.plots import confusion_matrix
     from rnnkit.training import inference
+    from rnnkit.training.metrics import MULTILABEL, decide, per_label_table, probabilities
     from rnnkit.training.trainer import metrics_from_logits, predict_logits
 
     loaded = load_run_split(paths, run=run, split=split, which=which, device=device)
@@ -84,32 +86,30 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
         raise RnnkitError(f"--batch-size {batch_size} must be at least 1")
     logits = predict_logits(model, x, lengths, batch_size=batch_size, device=dev, amp=amp,
                             workers=inference.resolve_workers(workers, dev))
-    metrics = metrics_from_logits(logits, y, ckpt["task"])
-    probs = logits.sigmoid().numpy().reshape(y.shape)
+    task, names = ckpt["task"], ckpt["label_names"]
+    decision = checkpoints.decision_of(ckpt)
+    metrics = metrics_from_logits(logits, y, task, decision=decision)
+    probs = probabilities(logits, task).numpy()
     targets = y.numpy().astype(int)
     report: dict[str, Any] = {
         "run": run, "model": ckpt["model"], "checkpoint": which, "epoch": ckpt["epoch"], "split": split,
-        "task": ckpt["task"], "examples": len(y), "label_names": ckpt["label_names"], "metrics": metrics,
+        "task": task, "examples": len(y), "label_names": names, "metrics": metrics,
+        "decision": decision.to_dict(), "decision_text": decision.describe(task),
+        # Precision, recall, F1, support (and threshold) per class or label, most frequent first.
+        "per_label": per_label_table(task, probs, targets, names, decision),
         # What the notebooks' comparison of experiments puts beside each score.
         **run_facts(paths.run_dir(run), model),
     }
     stem = paths.reports / f"{run}-{split}"
     outputs = [stem.with_suffix(".json")]
-    if ckpt["task"] == "binary":
+    if task != MULTILABEL:
         from sklearn.metrics import confusion_matrix as sk_confusion
 
-        matrix = sk_confusion(targets, (probs >= 0.5).astype(int), labels=[0, 1])
+        matrix = sk_confusion(targets.reshape(-1), decide(probs, task, decision), labels=list(range(len(names))))
         report["confusion_matrix"] = matrix.tolist()
-        confusion_matrix(matrix, ckpt["label_names"], stem.with_suffix(".png"),
+        confusion_matrix(matrix, names, stem.with_suffix(".png"),
                          title=f"{run} on {split} (acc {metrics['accuracy']:.4f})")
         outputs.append(stem.with_suffix(".png"))
-    else:
-        from sklearn.metrics import f1_score
-
-        per_label = f1_score(targets, (probs >= 0.5).astype(int), average=None, zero_division=0)
-        support = targets.sum(axis=0)
-        report["per_label"] = {name: {"f1": float(f), "support": int(s)}
-                               for name, f, s in zip(ckpt["label_names"], per_label, support)}
     write_json(outputs[0], report)
     manifest.record(f"evaluate/{run}/{split}", params={"run": run, "split": split, "checkpoint": which, "amp": amp},
                     input_hashes={**hashes, **manifest.hashes([checkpoint_path])}, outputs=outputs)

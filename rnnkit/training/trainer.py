@@ -1,7 +1,11 @@
 """The `train` stage and the training loop it shares with `tune`.
 
-`fit` is the loop: Adam, BCEWithLogits, gradient-norm clipping, early stopping on
-validation loss, optional mixed precision; it knows nothing about files. `train` wraps it
+`fit` is the loop: Adam with a warm-up + cosine learning-rate schedule, the task's loss
+(binary cross-entropy on logits for binary and multi-label tasks, with per-label positive
+weights for the latter; softmax cross-entropy for multi-class ones), gradient-norm
+clipping, early stopping and the best checkpoint on the task's validation metric, per-label
+thresholds for multi-label tasks (training/thresholds.py), optional mixed precision; it
+knows nothing about files. `train` wraps it
 for the CLI: it checks the dataset's lineage, writes the run folder atomically (the run is
 built in `checkpoints/.<name>.partial/` and renamed into place when done, so an existing
 run is never replaced by a half-finished one) and records the run in the manifest.
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import math
 import re
 import shutil
 import time
@@ -23,7 +28,7 @@ from typing import Any
 from rnnkit.artifacts import ArtifactPaths, Manifest, write_text
 from rnnkit.errors import RnnkitError
 from rnnkit.training import checkpoints
-from rnnkit.training.metrics import RunningScore, compute_metrics, headline
+from rnnkit.training.metrics import BINARY, MULTICLASS, MULTILABEL, Decision, RunningScore, compute_metrics, headline
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -38,12 +43,18 @@ class TrainOptions:
     dropout: float = 0.5
     embedding_dropout: float = 0.0  # dropout on embedded tokens (lstm family)
     embedding_init: float = 0.05  # random token vectors start uniform in [-a, a]; 0: N(0, 1)
-    lr: float = 1e-3
+    lr: float | None = None  # Adam's peak learning rate (see schedule); None: the model's (1e-3; ngram 1e-2)
     weight_decay: float = 0.0
     batch_size: int = 64
-    epochs: int = 5
-    patience: int = 3  # stop after this many epochs without a lower val loss; 0: never
+    epochs: int | None = None  # None: from the size of the training split (auto_epochs)
+    patience: int | None = None  # epochs without a better monitored value before stopping; 0: never; None: auto
     clip: float = 1.0  # max gradient norm; 0: no clipping
+    # "warmup-cosine": linear warm-up over the first 5% of the steps, then cosine decay to zero
+    # at the last epoch, so that the epoch count matters less (training/optim.py); "constant".
+    schedule: str = "warmup-cosine"
+    monitor: str | None = None  # the validation metric that picks best.pt and stops early; None: the task's
+    # Multi-label positive weights: "auto" (sqrt of negatives/positives per label, capped), "none", or a number.
+    pos_weight: str = "auto"
     seed: int = 0
     device: str = "auto"  # auto (cuda when available), cpu, cuda
     threads: int | None = None  # CPU threads; None: torch's default / OMP_NUM_THREADS
@@ -60,13 +71,18 @@ class TrainOptions:
                                  ("--layers", self.layers, 1),
                                  ("--patience", self.patience, 0),
                                  ("--freeze-embeddings-epochs", self.freeze_embeddings_epochs, 0)):
-            if value < low:
+            if value is not None and value < low:
                 raise RnnkitError(f"{flag} {value} must be at least {low}")
+        if self.schedule not in SCHEDULES:
+            raise RnnkitError(f"--schedule {self.schedule!r} — use one of: {', '.join(SCHEDULES)}")
+        if self.monitor is not None and self.monitor not in MONITORS:
+            raise RnnkitError(f"--monitor {self.monitor!r} — use one of: {', '.join(MONITORS)}")
+        parse_pos_weight(self.pos_weight)
         check_cnn_shape(self.channels, self.kernel_sizes)
         for flag, value in (("--dropout", self.dropout), ("--embedding-dropout", self.embedding_dropout)):
             if not 0.0 <= value < 1.0:
                 raise RnnkitError(f"{flag} {value} must be in [0, 1), e.g. 0.5")
-        if self.lr <= 0:
+        if self.lr is not None and not self.lr > 0:
             raise RnnkitError(f"--lr {self.lr} must be positive, e.g. 1e-3")
         if self.embedding_init < 0:
             raise RnnkitError(f"--embedding-init {self.embedding_init} must be >= 0 "
@@ -78,6 +94,99 @@ class TrainOptions:
         if self.freeze_embeddings_epochs and not self.embeddings:
             raise RnnkitError(f"--freeze-embeddings-epochs {self.freeze_embeddings_epochs} freezes pretrained "
                               f"vectors — pass --embeddings PATH too (e.g. artifacts/embeddings.pt)")
+
+
+SCHEDULES = ("warmup-cosine", "constant")  # training/optim.py
+MONITORS = {"val_loss": "minimize", "val_accuracy": "maximize", "val_micro_f1": "maximize",
+            "val_macro_f1": "maximize"}
+TASK_MONITORS = {BINARY: ("val_loss", "val_accuracy", "val_macro_f1"),
+                 MULTICLASS: ("val_loss", "val_accuracy", "val_macro_f1"),
+                 MULTILABEL: ("val_loss", "val_micro_f1", "val_macro_f1")}
+# Auto epochs: enough passes for about TARGET_STEPS optimizer steps, within [MIN_EPOCHS, MAX_EPOCHS].
+TARGET_STEPS, MIN_EPOCHS, MAX_EPOCHS = 2000, 5, 40
+POS_WEIGHT_CAP = 30.0
+
+
+def auto_epochs(n_train: int, batch_size: int) -> int:
+    """Epochs for `n_train` texts: ~TARGET_STEPS optimizer steps, at least MIN_EPOCHS, at most MAX_EPOCHS.
+
+    Why steps and not epochs: a model needs a number of updates more than a number of passes.
+    5 epochs of IMDB's 17,500 reviews are 1,370 steps, 5 epochs of 300 texts are 25, which
+    leaves a small dataset's model at its initial guess (it predicted no label at all).
+    """
+    steps_per_epoch = -(-n_train // batch_size)
+    return max(MIN_EPOCHS, min(MAX_EPOCHS, -(-TARGET_STEPS // steps_per_epoch)))
+
+
+def auto_patience(epochs: int) -> int:
+    """A quarter of the epochs, at least 2: a long schedule has long plateaus before its decay pays."""
+    return max(2, epochs // 4)
+
+
+def default_monitor(task: str) -> str:
+    """The validation metric a task's best checkpoint is chosen on (BENCHMARKS.md: "Monitor")."""
+    return {BINARY: "val_accuracy", MULTICLASS: "val_accuracy", MULTILABEL: "val_micro_f1"}[task]
+
+
+def parse_pos_weight(text: str) -> float | None:
+    """--pos-weight: "auto" -> None (computed from the data), "none" -> 1.0, or a positive number."""
+    if text == "auto":
+        return None
+    if text == "none":
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise RnnkitError(f"--pos-weight {text!r} — use auto, none, or a positive number such as 5")
+    return value
+
+
+def pos_weights(y_train, task: str, setting: str):
+    """Per-label weights of the positive term of the multi-label loss, or None.
+
+    "auto": sqrt(negatives / positives) per label, between 1 and POS_WEIGHT_CAP. A label on 1
+    training text in 400 otherwise contributes almost nothing but "no" to the gradient and
+    its output sinks towards 0; the full ratio (400) overshoots and floods it with false
+    positives, the square root sits between (BENCHMARKS.md, "Multi-label"). Binary and
+    multi-class tasks are left unweighted: their headline metric is accuracy.
+    """
+    import torch
+
+    fixed = parse_pos_weight(setting)
+    if task != MULTILABEL:
+        return None
+    if fixed is not None:
+        return None if fixed == 1.0 else torch.full((y_train.shape[1],), fixed)
+    positives = y_train.sum(0)
+    negatives = len(y_train) - positives
+    return (negatives / positives.clamp_min(1.0)).sqrt().clamp(1.0, POS_WEIGHT_CAP)
+
+
+def resolve_options(options: TrainOptions, data: dict) -> TrainOptions:
+    """`options` with every automatic setting (lr, epochs, patience, monitor) fixed for this model and data."""
+    from dataclasses import replace
+
+    from rnnkit.models import get_spec
+
+    lr = options.lr if options.lr is not None else get_spec(options.model).lr
+    epochs = options.epochs or auto_epochs(len(data["y_train"]), options.batch_size)
+    patience = options.patience if options.patience is not None else auto_patience(epochs)
+    monitor = options.monitor or default_monitor(data["task"])
+    if monitor not in TASK_MONITORS[data["task"]]:
+        raise RnnkitError(f"--monitor {monitor} does not apply to a {data['task']} task — use one of: "
+                          f"{', '.join(TASK_MONITORS[data['task']])}")
+    return replace(options, lr=lr, epochs=epochs, patience=patience, monitor=monitor)
+
+
+def describe_schedule(options: TrainOptions, data: dict) -> str:
+    """The line `train` prints before the first epoch: what was chosen, and from what."""
+    n = len(data["y_train"])
+    steps = -(-n // options.batch_size)
+    lr = f"lr {options.lr:g}" + (" (warm-up + cosine decay)" if options.schedule == "warmup-cosine" else "")
+    return (f"{options.epochs} epochs of {steps:,} batches ({n:,} texts), patience {options.patience}, "
+            f"monitor {options.monitor}, {lr}")
 
 
 def parse_kernel_sizes(text: str) -> tuple[int, ...]:
@@ -103,6 +212,7 @@ class FitResult:
     best_epoch: int = 0
     stopped_early: bool = False
     seconds_per_epoch: float = 0.0
+    decision: Decision | None = None  # the best epoch's decision rule (thresholds)
 
 
 @dataclass
@@ -232,7 +342,8 @@ def predict_logits(model, x, lengths, *, batch_size: int = 256, device=None, amp
 
 
 def evaluate_split(model, x, lengths, y, task: str, *, batch_size: int | None = None, device=None,
-                   amp: bool = False, workers: int | None = None) -> dict[str, float]:
+                   amp: bool = False, workers: int | None = None, pos_weight=None,
+                   decision: Decision | None = None) -> dict[str, float]:
     """Loss and metrics of `model` on one split, batched as `rnnkit evaluate` batches.
 
     The defaults are inference's (training/inference.py): on the CPU, batches of 32 on one
@@ -245,47 +356,68 @@ def evaluate_split(model, x, lengths, y, task: str, *, batch_size: int | None = 
     device = device or next(model.parameters()).device
     logits = predict_logits(model, x, lengths, batch_size=batch_size or inference.default_batch_size(device),
                             device=device, amp=amp, workers=inference.resolve_workers(workers, device))
-    return metrics_from_logits(logits, y, task)
+    return metrics_from_logits(logits, y, task, pos_weight=pos_weight, decision=decision)
 
 
-def metrics_from_logits(logits, y, task: str) -> dict[str, float]:
-    """BCE loss and the task's metrics (see training.metrics) from logits and targets."""
+def task_loss(logits, targets, task: str, pos_weight=None):
+    """The training loss: softmax cross-entropy over classes (multi-class) or binary
+    cross-entropy on each logit (binary, multi-label; `pos_weight` per label)."""
     import torch.nn.functional as F
 
-    loss = float(F.binary_cross_entropy_with_logits(logits, y.view(len(y), -1)))
-    return {"loss": loss, **compute_metrics(task, logits.sigmoid().numpy().reshape(y.shape), y.numpy())}
+    if task == MULTICLASS:
+        return F.cross_entropy(logits.float(), targets.view(-1).long())
+    return F.binary_cross_entropy_with_logits(logits.float(), targets.view(len(targets), -1).float(),
+                                              pos_weight=pos_weight)
+
+
+def metrics_from_logits(logits, y, task: str, *, pos_weight=None, decision: Decision | None = None) -> dict:
+    """The loss and the task's metrics (training.metrics) from logits and targets."""
+    from rnnkit.training.metrics import probabilities
+
+    loss = float(task_loss(logits, y, task, pos_weight))
+    probs = probabilities(logits, task).numpy()
+    return {"loss": loss, **compute_metrics(task, probs, y.numpy(), decision)}
 
 
 def fit(model, data: dict, options: TrainOptions, *, device,
-        on_epoch_end: Callable[[int, dict], None] | None = None,
-        on_best: Callable[[int, dict], None] | None = None,
+        on_epoch_end: Callable[[int, dict, Decision], None] | None = None,
+        on_best: Callable[[int, dict, Decision], None] | None = None,
         progress=True) -> FitResult:
     """Train `model` on data["X_train"...], validating on data["X_val"...] after each epoch.
 
-    `on_epoch_end(epoch, record)` runs after every epoch (tuning reports to Optuna there and
-    may raise to prune); `on_best(epoch, record)` when validation loss reaches a new low.
-    `progress`: True for rich bars on stderr, False for none, or a reporter (training/progress.py).
+    `on_epoch_end(epoch, record, decision)` runs after every epoch (tuning reports to Optuna
+    there and may raise to prune); `on_best(epoch, record, decision)` when the monitored
+    validation metric reaches a new best; `decision` is the epoch's decision rule.
+    `progress`: True for rich bars on stderr, False for none, or a reporter
+    (training/progress.py). Automatic options (lr, epochs, patience, monitor) are resolved
+    here from the model and the data (resolve_options).
     """
     import torch
-    import torch.nn.functional as F
 
     from rnnkit.training import progress as progress_
     from rnnkit.training.batching import bucketed_order, iterate
+    from rnnkit.training.optim import Optimizers
 
+    options = resolve_options(options, data)
     task = data["task"]
     metric = headline(task)
     x, lengths, y = data["X_train"], data["lengths_train"], data["y_train"]
+    weights = pos_weights(y, task, options.pos_weight)
+    at_least_one = task == MULTILABEL and bool((y.sum(1) > 0).all())
     generator = torch.Generator().manual_seed(options.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    n_batches = (len(lengths) + options.batch_size - 1) // options.batch_size
     use_scaler = options.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+    optimizers = Optimizers(model, lr=options.lr, weight_decay=options.weight_decay, schedule=options.schedule,
+                            total_steps=n_batches * options.epochs,
+                            scaler=torch.amp.GradScaler("cuda") if use_scaler else None)
     step_model = torch.compile(model) if options.compile else model
+    loss_weights = weights.to(device) if weights is not None else None
 
     result = FitResult()
-    best_loss = float("inf")
+    sign = 1.0 if MONITORS[options.monitor] == "maximize" else -1.0
+    best_value = (-math.inf, -math.inf)
     stale = 0
     times = []
-    n_batches = (len(lengths) + options.batch_size - 1) // options.batch_size
     freeze = options.freeze_embeddings_epochs
     # Frozen = no gradient: the embedding's grad stays None, which Adam and clipping skip; from
     # epoch freeze + 1 on it gets gradients and Adam starts its moments for it then.
@@ -304,23 +436,14 @@ def fit(model, data: dict, options: TrainOptions, *, device,
             for i, batch in enumerate(iterate(x, lengths, y, bucketed_order(lengths, options.batch_size,
                                                                              generator=generator))):
                 ids = batch.ids.to(device, non_blocking=True)
-                targets = batch.labels.to(device, non_blocking=True).view(len(batch.labels), -1)
+                targets = batch.labels.to(device, non_blocking=True)
+                if task != MULTICLASS:
+                    targets = targets.view(len(batch.labels), -1)
                 with autocast(device, options.amp):
                     logits = step_model(ids, batch.lengths)
-                loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if options.clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
+                loss = task_loss(logits, targets, task, loss_weights)
+                optimizers.zero_grad()
+                optimizers.backward_and_step(loss, options.clip)
                 n = len(batch.lengths)
                 total_loss += float(loss.detach()) * n
                 score.update(logits.detach().float(), targets)
@@ -328,34 +451,64 @@ def fit(model, data: dict, options: TrainOptions, *, device,
                 if i % 5 == 0 or i == n_batches - 1:
                     report.advance(i + 1, f"loss {total_loss / seen:.4f}  {metric} {score.value:.4f}")
             train_seconds = time.perf_counter() - started
-            val = evaluate_split(model, data["X_val"], data["lengths_val"], data["y_val"], task,
-                                 device=device, amp=options.amp)
+            # Validation loss without the positive weights: comparable between runs and with evaluate's.
+            val, decision = validate(model, data, task, device=device, amp=options.amp, at_least_one=at_least_one)
             record = {"epoch": epoch, "train_loss": total_loss / seen, f"train_{metric}": score.value,
                       **{f"val_{k}": v for k, v in val.items()},
+                      "lr": optimizers.lr,
                       "train_seconds": round(train_seconds, 2),
                       "epoch_seconds": round(time.perf_counter() - started, 2)}
             times.append(train_seconds)
             result.history.append(record)
-            improved = val["loss"] < best_loss
+            # Ties on the monitored metric go to the lower validation loss: F1 and accuracy on a
+            # small validation split saturate (1.0 at fitted thresholds) while the model still improves.
+            value = (sign * record[options.monitor], -val["loss"])
+            improved = not math.isnan(value[0]) and value > best_value  # a diverged epoch never improves
             summary = (f"loss {record['train_loss']:.4f}  val_loss {val['loss']:.4f}  "
                        f"val_{metric} {val[metric]:.4f}{'  *best' if improved else ''}")
             report.end_epoch(epoch, options.epochs, summary, train_seconds)
             if improved:
-                best_loss = val["loss"]
+                best_value = value
                 result.best_epoch = epoch
+                result.decision = decision
                 stale = 0
                 if on_best:
-                    on_best(epoch, record)
+                    on_best(epoch, record, decision)
             else:
                 stale += 1
             if on_epoch_end:
-                on_epoch_end(epoch, record)
+                on_epoch_end(epoch, record, decision)
             if options.patience and stale >= options.patience and epoch < options.epochs:
-                report.note(f"early stop: val loss has not improved for {stale} epochs")
+                report.note(f"early stop: {options.monitor} has not improved for {stale} epochs")
                 result.stopped_early = True
                 break
     result.seconds_per_epoch = sum(times) / len(times)
     return result
+
+
+def validate(model, data: dict, task: str, *, device, amp: bool, pos_weight=None,
+             at_least_one: bool = False) -> tuple[dict[str, float], Decision]:
+    """Validation loss and metrics after an epoch, with the decision rule they were measured at:
+    multi-label thresholds are fitted on these very probabilities (the run keeps the best
+    epoch's), other tasks decide as always."""
+    from rnnkit.training import inference
+    from rnnkit.training.metrics import probabilities
+    from rnnkit.training.thresholds import fit_thresholds, share_of_commonest_labels, share_without_label
+
+    x, lengths, y = data["X_val"], data["lengths_val"], data["y_val"]
+    logits = predict_logits(model, x, lengths, batch_size=inference.default_batch_size(device), device=device,
+                            amp=amp, workers=inference.resolve_workers(None, device))
+    if task != MULTILABEL:
+        decision = Decision([0.5] * (1 if task == BINARY else logits.shape[1]))
+        return metrics_from_logits(logits, y, task, pos_weight=pos_weight, decision=decision), decision
+    probs = probabilities(logits, task).numpy()
+    decision = fit_thresholds(probs, y.numpy(), at_least_one=at_least_one)
+    metrics = metrics_from_logits(logits, y, task, pos_weight=pos_weight, decision=decision)
+    # Two signs of a model that has not learnt the labels: no label passes for most texts
+    # (it says "no" to everything), or most texts get one and the same labels (it ignores the text).
+    metrics["no_label_share"] = share_without_label(probs, decision)
+    metrics["same_labels_share"] = share_of_commonest_labels(probs, decision)
+    return metrics, decision
 
 
 @contextlib.contextmanager
@@ -398,6 +551,7 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
                                          input_hashes[paths.rel(paths.tokenizer)])
         input_hashes = {**input_hashes, **pretrained.input_hashes}
 
+    options = resolve_options(options, data)
     device = resolve_device(options.device)
     torch.manual_seed(options.seed)
     config = model_config(options, data)
@@ -407,6 +561,7 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     err_console.print(f"run [bold]{name}[/]: {options.model}, hidden {config.hidden_dim}, {n_params:,} parameters, "
                       f"{len(data['y_train']):,} train / {len(data['y_val']):,} val, device {device}")
+    err_console.print(f"schedule: {describe_schedule(options, data)}", highlight=False)
 
     final_dir = paths.run_dir(name)
     work_dir = paths.checkpoints / f".{name}.partial"
@@ -414,20 +569,21 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
     work_dir.mkdir(parents=True)
     dataset_sha = input_hashes[paths.rel(paths.dataset)]
 
-    def payload(epoch: int, record: dict) -> dict:
+    def payload(epoch: int, record: dict, decision) -> dict:
         return checkpoints.model_payload(
             model, name=options.model, config=config, task=data["task"], label_names=data["label_names"],
             tokenizer_json=tokenizer_json, tokenizer_sha256=input_hashes[paths.rel(paths.tokenizer)],
-            dataset_sha256=dataset_sha, epoch=epoch, metrics=record, embeddings=embeddings_info)
+            dataset_sha256=dataset_sha, epoch=epoch, metrics=record, embeddings=embeddings_info,
+            decision=decision)
 
-    def on_best(epoch: int, record: dict) -> None:
-        checkpoints.save(work_dir / "best.pt", payload(epoch, record))
+    def on_best(epoch: int, record: dict, decision) -> None:
+        checkpoints.save(work_dir / "best.pt", payload(epoch, record, decision))
 
     history: list[dict] = []
 
-    def on_epoch_end(epoch: int, record: dict) -> None:
+    def on_epoch_end(epoch: int, record: dict, decision) -> None:
         history.append(record)
-        checkpoints.save(work_dir / "last.pt", payload(epoch, record))
+        checkpoints.save(work_dir / "last.pt", payload(epoch, record, decision))
         write_text(work_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
     try:
@@ -443,15 +599,39 @@ def train(paths: ArtifactPaths, options: TrainOptions, *, name: str | None = Non
     _finish_run(paths, manifest, work_dir, final_dir, name, options, config, input_hashes,
                 history, data["task"], interrupted=False)
     best = result.history[result.best_epoch - 1]
+    warning = silent_model_warning(best)
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     return TrainResult(name, final_dir, result.best_epoch, best, len(result.history), result.seconds_per_epoch)
+
+
+# Above these shares of validation texts, `train` warns (silent_model_warning).
+SILENT_SHARE, SAME_LABELS_SHARE = 0.5, 0.9
+
+
+def silent_model_warning(record: dict) -> str | None:
+    """A warning when a multi-label model has not learnt its labels: no label reaches its
+    threshold for most validation texts (it learnt the base rate, "no" to every label), or
+    nearly every text gets the same labels (its output does not depend on the text)."""
+    fix = "train longer (--epochs), raise --lr, or try --model ngram"
+    silent = record.get("val_no_label_share")
+    if silent is not None and silent > SILENT_SHARE:
+        return (f"no label reaches its threshold for {silent:.0%} of validation texts (epoch {record['epoch']}): "
+                f"the model has not learnt the labels — {fix}")
+    same = record.get("val_same_labels_share")
+    if same is not None and same > SAME_LABELS_SHARE:
+        return (f"{same:.0%} of validation texts get the same labels (epoch {record['epoch']}): the model's "
+                f"output hardly depends on the text — {fix}")
+    return None
 
 
 def model_config(options: TrainOptions, data: dict):
     """The ModelConfig that `options` describe for this dataset (shared by train and tune)."""
     from rnnkit.models import ModelConfig
     from rnnkit.models.sizing import resolve_hidden_dim
+    from rnnkit.training.metrics import num_outputs as outputs_of
 
-    num_outputs = 1 if data["task"] == "binary" else len(data["label_names"])
+    num_outputs = outputs_of(data["task"], data["label_names"])
     config = ModelConfig(vocab_size=int(data["vocab_size"]), num_outputs=num_outputs,
                          embedding_dim=options.embedding_dim, hidden_dim=128,
                          layers=options.layers, bidirectional=options.bidirectional,
@@ -496,8 +676,10 @@ def _finish_run(paths, manifest, work_dir: Path, final_dir: Path, name: str, opt
                 config, input_hashes, history, task: str, *, interrupted: bool) -> None:
     from rnnkit.plots import training_curves
 
+    sign = 1.0 if MONITORS[options.monitor] == "maximize" else -1.0
+    best = max(history, key=lambda h: sign * h[options.monitor] if math.isfinite(h[options.monitor]) else -math.inf)
     training_curves(history, work_dir / "curves.png", metric=headline(task),
-                    title=f"{name} ({options.model})")
+                    title=f"{name} ({options.model}, best by {options.monitor})", best=best["epoch"])
     # Swap the finished run into place; an older run of the same name (--force) goes last.
     old = paths.checkpoints / f".{name}.old"
     if final_dir.exists():

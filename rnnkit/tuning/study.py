@@ -32,6 +32,7 @@ PRUNERS = ("median", "hyperband", "none")
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize", "val_macro_f1": "maximize",
            "val_micro_f1": "maximize"}
 BINARY_METRICS = ("val_accuracy", "val_loss")
+MULTICLASS_METRICS = ("val_accuracy", "val_macro_f1", "val_loss")
 MULTILABEL_METRICS = ("val_macro_f1", "val_micro_f1", "val_loss")
 STUDY_ATTR = "rnnkit"  # study user attribute holding the settings the study was created with
 # A study name is a file name and part of the run name tuned-<study>.
@@ -47,7 +48,7 @@ class TuneOptions:
     study: str | None = None  # None: the model's name
     model: str = "bilstm-pool"  # unless the space searches or fixes `model`
     epochs_per_trial: int = 3
-    metric: str | None = None  # None: val_accuracy (binary) or val_macro_f1 (multi-label)
+    metric: str | None = None  # None: val_accuracy (binary, multi-class) or val_macro_f1 (multi-label)
     sampler: str = "tpe"
     pruner: str = "median"
     timeout: float | None = None  # seconds after which no new trial starts (the running one finishes)
@@ -216,7 +217,7 @@ def make_pruner(kind: str, epochs: int):
 
 
 def resolve_metric(metric: str | None, task: str) -> str:
-    allowed = BINARY_METRICS if task == "binary" else MULTILABEL_METRICS
+    allowed = {"binary": BINARY_METRICS, "multiclass": MULTICLASS_METRICS}.get(task, MULTILABEL_METRICS)
     if metric is None:
         return allowed[0]
     if metric not in allowed:
@@ -360,7 +361,7 @@ class TrialObjective:
         model = _build_model(trial_options, s.data, s.device, s.pretrained)
         best: list[float] = []
 
-        def on_epoch_end(epoch: int, record: dict) -> None:
+        def on_epoch_end(epoch: int, record: dict, decision) -> None:
             value = float(record[s.metric])
             if math.isfinite(value) and (not best or s.pick(best[0], value) == value):
                 best[:] = [value]
@@ -601,9 +602,11 @@ def _train_final(paths: ArtifactPaths, result: TuneResult, input_hashes: dict[st
     assert result.final_options is not None and result.out_dir is not None
     with _file_lock(result.out_dir / ".final.lock"):
         entry = Manifest(paths).stages.get(f"train/{name}")
-        # Threads and device change the speed, not the configuration.
+        # Threads and device change the speed, not the configuration. An automatic setting (None:
+        # epochs, patience, lr, monitor) is derived from the model and the data, which the input
+        # hashes compare; the run records its resolved value.
         wanted = {k: v for k, v in json.loads(json.dumps(asdict(result.final_options), default=str)).items()
-                  if k not in ("threads", "device")}
+                  if k not in ("threads", "device") and v is not None}
         if (entry and (paths.run_dir(name) / "best.pt").exists() and entry.get("inputs") == input_hashes
                 and not entry["params"].get("interrupted")
                 and {k: entry["params"].get(k) for k in wanted} == wanted):

@@ -36,7 +36,7 @@ def test_second_tokenize_is_up_to_date(pipeline_copy):
 def test_evaluate_reports_binary_metrics(pipeline_copy):
     result = ok(["evaluate", "--artifacts", pipeline_copy])
     report = json.loads((pipeline_copy / "reports" / "tiny-test.json").read_text())
-    assert set(report["metrics"]) == {"loss", "accuracy", "precision", "recall", "f1"}
+    assert set(report["metrics"]) == {"loss", "accuracy", "precision", "recall", "f1", "macro_f1"}
     assert report["examples"] == 1000 and sum(map(sum, report["confusion_matrix"])) == 1000
     assert "accuracy" in result.output and (pipeline_copy / "reports" / "tiny-test.png").exists()
 
@@ -155,10 +155,11 @@ def test_compiled_training_matches_eager_and_saves_a_plain_checkpoint(pipeline_c
     """--compile (torch.compile) trains the same numbers as eager mode, and its checkpoint is
     an ordinary one: no `_orig_mod.` key prefix, loadable by predict without compiling.
     Dropout is off (compiled dropout draws other masks than eager) and the learning rate high
-    enough that the loss leaves chance level, so a mismatch would show."""
+    and constant enough that the loss leaves chance level, so a mismatch would show."""
     losses = {}
     for name, flags in (("eager", []), ("compiled", ["--compile"])):
-        ok([*TINY_TRAIN, "--model", "cnn", "--dropout", "0", "--lr", "0.01", *flags, "--name", name,
+        ok([*TINY_TRAIN, "--model", "cnn", "--dropout", "0", "--lr", "0.01", "--schedule", "constant", *flags,
+            "--name", name,
             "--artifacts", pipeline_copy])
         record = json.loads((pipeline_copy / "checkpoints" / name / "metrics.jsonl").read_text().splitlines()[0])
         losses[name] = record["train_loss"], record["val_loss"]

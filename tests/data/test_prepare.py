@@ -1,7 +1,11 @@
+import numpy as np
 import pandas as pd
 import pytest
+import torch
+from support import ok, run_cli
 
-from rnnkit.data.prepare import load_prepared, prepare_csv, prepare_imdb
+from rnnkit.artifacts import artifact_paths
+from rnnkit.data.prepare import SPLITS, load_prepared, prepare_csv, prepare_imdb
 from rnnkit.errors import RnnkitError
 
 
@@ -73,6 +77,103 @@ def test_prepare_csv_names_a_missing_column_and_writes_nothing(paths, topics_tsv
     assert not paths.root.exists()
 
 
-def test_prepare_csv_single_label_with_many_classes_points_to_multi_label(paths, topics_tsv):
-    with pytest.raises(RnnkitError, match="--multi-label"):
-        prepare_csv(paths, topics_tsv, label_col="labels")
+def test_prepare_csv_single_label_with_more_than_two_values_is_multiclass(paths, topics_tsv):
+    result = prepare_csv(paths, topics_tsv, label_col="labels")  # "grain, wheat" is one class here
+    assert result.task == "multiclass"
+    assert result.label_names == ["acq", "earn", "grain, corn", "grain, wheat"]
+    splits, info, _ = load_prepared(paths)
+    assert info["task"] == "multiclass"
+    assert info["label_counts"]["test"] == {name: 2 for name in result.label_names}  # stratified: 8 rows
+    totals = {name: sum(info["label_counts"][s][name] for s in SPLITS) for name in result.label_names}
+    assert totals == {name: 10 for name in result.label_names}
+    for split in SPLITS:
+        for text, label in zip(splits[split]["text"], splits[split]["label"]):
+            assert isinstance(label, int | np.integer)
+            assert all(name in text for name in result.label_names[label].split(", "))
+
+
+def test_prepare_csv_multiclass_with_more_classes_than_val_rows_still_splits(paths, tmp_path):
+    path = tmp_path / "many.csv"
+    pd.DataFrame({"text": [f"row {i} of class {i % 12}" for i in range(60)],
+                  "label": [f"c{i % 12:02d}" for i in range(60)]}).to_csv(path, index=False)
+    result = prepare_csv(paths, path)  # val is 5 rows for 12 classes: too few to stratify, so it is not
+    assert result.task == "multiclass" and len(result.label_names) == 12
+    assert result.counts == {"train": 43, "val": 5, "test": 12}
+    _, info, _ = load_prepared(paths)
+    assert set(info["label_counts"]["test"].values()) == {1}  # 12 test rows: still stratified
+
+
+def test_tokenize_gives_int64_class_indices_for_multiclass(tmp_path, topics_tsv):
+    root = tmp_path / "artifacts"
+    ok(["prepare", "csv", topics_tsv, "--label-col", "labels", "--artifacts", root])
+    ok(["tokenize", "--max-length", "16", "--min-df", "1", "--artifacts", root])
+    data = torch.load(root / "dataset.pt", weights_only=True)
+    splits, _, _ = load_prepared(artifact_paths(root))
+    assert data["task"] == "multiclass" and len(data["label_names"]) == 4
+    for split in SPLITS:
+        y = data[f"y_{split}"]
+        assert y.dtype == torch.int64 and y.shape == (len(splits[split]),)
+        assert y.tolist() == splits[split]["label"].tolist()
+
+
+def test_prepare_csv_with_one_label_value_is_one_clear_line(tmp_path):
+    path = tmp_path / "one.csv"
+    pd.DataFrame({"text": [f"good {i}" for i in range(10)], "stars": ["5"] * 10}).to_csv(path, index=False)
+    root = tmp_path / "artifacts"
+    result = run_cli(["prepare", "csv", path, "--label-col", "stars", "--artifacts", root])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "column 'stars'" in lines[0] and "'5'" in lines[0] and "--label-col" in lines[0]
+    assert not root.exists()
+
+
+@pytest.fixture
+def threads_csv(tmp_path):
+    """60 threads of 3 posts; each post names its thread, so that a test can find it in the text."""
+    rows = [(f"thread {g} post {j} says {'yes' if g % 2 else 'no'}", "yes" if g % 2 else "no", f"t{g}")
+            for g in range(60) for j in range(3)]
+    path = tmp_path / "threads.csv"
+    pd.DataFrame(rows, columns=["text", "label", "thread"]).to_csv(path, index=False)
+    return path
+
+
+def _threads(frame) -> set[str]:
+    return {text.split(" post ")[0] for text in frame["text"]}
+
+
+def test_prepare_csv_group_col_keeps_each_group_in_one_split(paths, threads_csv):
+    result = prepare_csv(paths, threads_csv, group_col="thread")
+    # Sizes count groups: 12 of 60 threads for test, then 5 of the other 48 for validation.
+    assert result.counts == {"train": 129, "val": 15, "test": 36}
+    splits, _, _ = load_prepared(paths)
+    train, val, test = (_threads(splits[s]) for s in SPLITS)
+    assert (len(train), len(val), len(test)) == (43, 5, 12)
+    assert train.isdisjoint(val) and train.isdisjoint(test) and val.isdisjoint(test)
+    assert prepare_csv(paths, threads_csv, group_col="thread").skipped
+    assert not prepare_csv(paths, threads_csv).skipped  # the manifest records --group-col
+
+
+def test_prepare_csv_group_col_also_groups_the_val_split_carved_from_train(paths, tmp_path, threads_csv):
+    frame = pd.read_csv(threads_csv)
+    frame["part"] = ["test" if int(t[1:]) >= 50 else "train" for t in frame["thread"]]
+    path = tmp_path / "parted.csv"
+    frame.to_csv(path, index=False)
+    prepare_csv(paths, path, split_col="part", group_col="thread", val_size=0.2)
+    splits, _, _ = load_prepared(paths)
+    train, val, test = (_threads(splits[s]) for s in SPLITS)
+    assert len(val) == 10 and len(splits["val"]) == 30 and train.isdisjoint(val)
+
+
+def test_prepare_csv_names_a_missing_group_column(paths, threads_csv):
+    with pytest.raises(RnnkitError, match="no column 'sentence'.*--group-col NAME"):
+        prepare_csv(paths, threads_csv, group_col="sentence")
+    assert not paths.root.exists()
+
+
+def test_prepare_csv_group_col_with_one_group_cannot_be_split(paths, tmp_path):
+    path = tmp_path / "one_thread.csv"
+    pd.DataFrame({"text": [f"post {i}" for i in range(20)], "label": ["yes", "no"] * 10,
+                  "thread": ["t0"] * 20}).to_csv(path, index=False)
+    with pytest.raises(RnnkitError, match="column 'thread' has 1 group.*--group-col"):
+        prepare_csv(paths, path, group_col="thread")

@@ -217,7 +217,6 @@ class FitResult:
     best_epoch: int = 0
     stopped_early: bool = False
     seconds_per_epoch: float = 0.0
-    decision: Decision | None = None  # the best epoch's decision rule (thresholds)
 
 
 @dataclass
@@ -475,7 +474,6 @@ def fit(model, data: dict, options: TrainOptions, *, device,
             if improved:
                 best_value = value
                 result.best_epoch = epoch
-                result.decision = decision
                 stale = 0
                 if on_best:
                     on_best(epoch, record, decision)

@@ -94,23 +94,14 @@ def targets(frame: pd.DataFrame, task: str, n_labels: int) -> np.ndarray:
 
 
 def score(task: str, y_true: np.ndarray, y_pred: np.ndarray, n_labels: int) -> dict[str, float]:
-    """The metrics of rnnkit.training.metrics.compute_metrics, from predicted labels."""
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+    """Test metrics from predicted labels, by the very function `rnnkit evaluate` uses
+    (rnnkit.training.metrics.compute_metrics; it imports numpy only): the predictions go in as
+    probabilities that decide the same labels (0/1, or one-hot for multi-class)."""
+    from rnnkit.training.metrics import compute_metrics
 
-    if task == "binary":
-        precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", zero_division=0)
-        return {"accuracy": float(accuracy_score(y_true, y_pred)), "f1": float(f1), "precision": float(precision),
-                "recall": float(recall),
-                "macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=[0, 1], zero_division=0))}
-    if task == "multiclass":
-        labels = list(range(n_labels))
-        return {"accuracy": float(accuracy_score(y_true, y_pred)),
-                "macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
-                "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", labels=labels, zero_division=0))}
-    return {"micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-            "subset_accuracy": float(accuracy_score(y_true, y_pred)),
-            "hamming_accuracy": float((y_true == y_pred).mean())}
+    y_pred = np.asarray(y_pred)
+    probs = np.eye(n_labels)[y_pred] if task == "multiclass" else y_pred.astype(float)
+    return compute_metrics(task, probs, y_true)
 
 
 # --- tf-idf + linear model ----------------------------------------------------------------------

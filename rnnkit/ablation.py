@@ -36,6 +36,7 @@ def ablate_gates(paths: ArtifactPaths, run: str | None = None, split: str = "tes
     Returns the report (also written to reports/<run>-ablate-<split>.json and recorded in
     the manifest as ablate/<run>/<split>) with `report_path` added.
     """
+    from rnnkit.training import checkpoints
     from rnnkit.training.evaluate import load_run_split
     from rnnkit.training.metrics import headline
     from rnnkit.training.trainer import metrics_from_logits, predict_logits
@@ -46,12 +47,13 @@ def ablate_gates(paths: ArtifactPaths, run: str | None = None, split: str = "tes
     x, lengths, y = loaded.x, loaded.lengths, loaded.y
     manifest, hashes, checkpoint_path = loaded.manifest, loaded.dataset_hashes, loaded.checkpoint_path
     metric = headline(ckpt["task"])
+    decision = checkpoints.decision_of(ckpt)  # the run's thresholds, as evaluate decides
 
     rows: list[dict[str, Any]] = []
     for name, gates in VARIANTS:
         model.rnn.open_gates = gates
         logits = predict_logits(model, x, lengths, batch_size=batch_size, device=dev)
-        metrics = metrics_from_logits(logits, y, ckpt["task"])
+        metrics = metrics_from_logits(logits, y, ckpt["task"], decision=decision)
         rows.append({"variant": name, "open_gates": sorted(gates), metric: metrics[metric],
                      "loss": metrics["loss"], "metrics": metrics})
     model.rnn.open_gates = frozenset()

@@ -17,17 +17,19 @@ def _pyplot():
     return plt
 
 
-def training_curves(history: list[dict], target: Path, *, metric: str, title: str, best: int | None = None) -> None:
+def training_curves(history: list[dict], target: Path, *, metric: str, title: str, best: int | None = None,
+                    train_label: str = "train", val_label: str = "val") -> None:
     """Loss and the headline metric per epoch, train and validation side by side; a dotted
-    line at the `best` epoch (the one best.pt holds; default: lowest validation loss)."""
+    line at the `best` epoch (the one best.pt holds; default: lowest validation loss). The
+    labels say how each side was measured where the two differ."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="val")
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label=train_label)
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label=val_label)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_metric.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train")
-    ax_metric.plot(epochs, [h[f"val_{metric}"] for h in history], "o-", label="val")
+    ax_metric.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label=train_label)
+    ax_metric.plot(epochs, [h[f"val_{metric}"] for h in history], "o-", label=val_label)
     ax_metric.set(xlabel="epoch", ylabel=metric, title=metric)
     if best is None:
         best = min(history, key=lambda h: h["val_loss"])["epoch"]

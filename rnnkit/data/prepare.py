@@ -24,10 +24,10 @@ from rnnkit.artifacts import (
     write_with,
 )
 from rnnkit.errors import RnnkitError
+from rnnkit.training.metrics import BINARY, MULTICLASS, MULTILABEL
 
 SPLITS = ("train", "val", "test")
 SAMPLE_PATH = Path(__file__).resolve().parents[2] / "data" / "imdb_sample.tsv.gz"
-BINARY, MULTICLASS, MULTILABEL = "binary", "multiclass", "multilabel"
 
 
 @dataclass

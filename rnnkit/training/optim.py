@@ -91,21 +91,19 @@ class Optimizers:
 def clip_grad_norm(params, max_norm: float) -> None:
     """torch.nn.utils.clip_grad_norm_ for a mix of dense and sparse gradients (the global norm
     over both; torch's own takes dense ones only)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
+    with_grad = [p for p in params if p.grad is not None]
+    if not any(p.grad.is_sparse for p in with_grad):
+        if with_grad:
+            torch.nn.utils.clip_grad_norm_(with_grad, max_norm)
         return
-    dense = [g for g in grads if not g.is_sparse]
-    sparse = [g.coalesce() for g in grads if g.is_sparse]
-    if not sparse:
-        torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_norm)
-        return
-    squares = [torch.linalg.vector_norm(g.float()) ** 2 for g in dense]
-    squares += [torch.linalg.vector_norm(g._values().float()) ** 2 for g in sparse]
-    total = torch.stack(squares).sum().sqrt()
-    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
-    for p in params:
-        if p.grad is not None:
-            if p.grad.is_sparse:
-                p.grad = p.grad.coalesce() * scale
-            else:
-                p.grad.mul_(scale)
+    for p in with_grad:  # (a sparse gradient lists a row once per use until coalesced)
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+    squares = [torch.linalg.vector_norm(p.grad._values() if p.grad.is_sparse else p.grad, dtype=torch.float32) ** 2
+               for p in with_grad]
+    scale = (max_norm / (torch.stack(squares).sum().sqrt() + 1e-6)).clamp(max=1.0)
+    for p in with_grad:
+        if p.grad.is_sparse:
+            p.grad = p.grad * scale
+        else:
+            p.grad.mul_(scale)

@@ -681,8 +681,12 @@ def _finish_run(paths, manifest, work_dir: Path, final_dir: Path, name: str, opt
 
     sign = 1.0 if MONITORS[options.monitor] == "maximize" else -1.0
     best = max(history, key=lambda h: sign * h[options.monitor] if math.isfinite(h[options.monitor]) else -math.inf)
+    # Multi-label: training's loss carries the positive weights and its F1 decides at 0.5, while
+    # validation's loss is unweighted and its F1 decides at the fitted thresholds; say so.
+    labels = ({"train_label": "train (loss positive-weighted, F1 at 0.5)",
+               "val_label": "val (loss unweighted, F1 at fitted thresholds)"} if task == MULTILABEL else {})
     training_curves(history, work_dir / "curves.png", metric=headline(task),
-                    title=f"{name} ({options.model}, best by {options.monitor})", best=best["epoch"])
+                    title=f"{name} ({options.model}, best by {options.monitor})", best=best["epoch"], **labels)
     # Swap the finished run into place; an older run of the same name (--force) goes last.
     old = paths.checkpoints / f".{name}.old"
     if final_dir.exists():

@@ -17,7 +17,7 @@ from typing import Any
 
 from rnnkit.artifacts import ArtifactPaths, Manifest, write_json
 from rnnkit.errors import RnnkitError
-from rnnkit.training.trainer import TrainOptions, TrainResult
+from rnnkit.training.trainer import MONITORS, TASK_MONITORS, TrainOptions, TrainResult
 from rnnkit.tuning.space import SearchSpace, _toml, default_space
 from rnnkit.tuning.storage import (
     fail_orphaned_trials,
@@ -28,12 +28,12 @@ from rnnkit.tuning.storage import (
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
-# The metric a trial reports after every epoch, and whether larger is better.
-METRICS = {"val_accuracy": "maximize", "val_loss": "minimize", "val_macro_f1": "maximize",
-           "val_micro_f1": "maximize"}
-BINARY_METRICS = ("val_accuracy", "val_loss")
-MULTICLASS_METRICS = ("val_accuracy", "val_macro_f1", "val_loss")
-MULTILABEL_METRICS = ("val_macro_f1", "val_micro_f1", "val_loss")
+# The metric a trial reports after every epoch, and whether larger is better: the trainer's
+# monitors (--monitor), so a study and `train` speak of the same figures.
+METRICS = MONITORS
+# A study's default metric per task: the task's headline, but macro-F1 for multi-label, where
+# a search should not trade the rare labels away for the frequent ones.
+DEFAULT_METRIC = {"binary": "val_accuracy", "multiclass": "val_accuracy", "multilabel": "val_macro_f1"}
 STUDY_ATTR = "rnnkit"  # study user attribute holding the settings the study was created with
 # A study name is a file name and part of the run name tuned-<study>.
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,89}$")
@@ -217,9 +217,9 @@ def make_pruner(kind: str, epochs: int):
 
 
 def resolve_metric(metric: str | None, task: str) -> str:
-    allowed = {"binary": BINARY_METRICS, "multiclass": MULTICLASS_METRICS}.get(task, MULTILABEL_METRICS)
+    allowed = TASK_MONITORS[task]
     if metric is None:
-        return allowed[0]
+        return DEFAULT_METRIC[task]
     if metric not in allowed:
         raise RnnkitError(f"--metric {metric} does not apply to a {task} task — use one of: {', '.join(allowed)}")
     return metric

@@ -61,6 +61,40 @@ def test_prepare_csv_multi_label_gives_multi_hot_rows_and_label_names(paths, top
         assert all(n in text for n in names) and names
 
 
+def test_prepare_csv_multi_label_split_leaves_every_label_in_train(paths, tmp_path):
+    # 200 texts of a common label and, among them, 8 rare labels of 2 texts each: a random
+    # 30 % test split and 30 % val split would carry some rare label wholly out of train.
+    rows = []
+    for i in range(200):
+        rare = f", rare{i % 40}" if i % 5 == 0 and i % 40 < 8 * 5 and (i // 40) < 2 else ""
+        rows.append((f"text {i}", "common" + rare))
+    path = tmp_path / "rare.tsv"
+    pd.DataFrame(rows, columns=["text", "labels"]).to_csv(path, sep="\t", index=False)
+    result = prepare_csv(paths, path, label_col="labels", multi_label=True, test_size=0.3, val_size=0.3)
+    splits, _, _ = load_prepared(paths)
+    train = np.stack(splits["train"]["label"].to_numpy())
+    every = np.concatenate([np.stack(splits[s]["label"].to_numpy()) for s in SPLITS])
+    assert len(every) == 200 and sum(result.counts.values()) == 200
+    assert (train.sum(axis=0) >= 1).all(), dict(zip(result.label_names, train.sum(axis=0)))
+    # Labels with 2 texts keep one in train; the common label is shared out in proportion.
+    common = result.label_names.index("common")
+    assert abs(train[:, common].sum() - 200 * 0.7 * 0.7) <= 2
+    assert result.counts["test"] == 60 and result.counts["val"] == 42
+
+
+def test_multilabel_split_deals_each_label_in_proportion():
+    from rnnkit.data.prepare import _multilabel_split
+
+    rng = np.random.default_rng(0)
+    labels = rng.random((1000, 6)) < np.array([0.5, 0.2, 0.1, 0.05, 0.01, 0.002])
+    rest, part = _multilabel_split(labels, 0.2, seed=3)
+    assert sorted(np.concatenate([rest, part]).tolist()) == list(range(1000))
+    assert len(part) == 200
+    counts, in_part = labels.sum(axis=0), labels[part].sum(axis=0)
+    assert (np.abs(in_part - 0.2 * counts) <= 1).all(), (in_part, counts)
+    assert (labels[rest].sum(axis=0) >= 1).all()
+
+
 def test_prepare_csv_binary_with_its_own_split_column(paths, tmp_path):
     frame = pd.DataFrame({"review": [f"good {i}" if i % 2 else f"bad {i}" for i in range(30)],
                           "y": ["pos" if i % 2 else "neg" for i in range(30)],

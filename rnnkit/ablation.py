@@ -39,7 +39,8 @@ def ablate_gates(paths: ArtifactPaths, run: str | None = None, split: str = "tes
     from rnnkit.training import checkpoints
     from rnnkit.training.evaluate import load_run_split
     from rnnkit.training.metrics import headline
-    from rnnkit.training.trainer import metrics_from_logits, predict_logits
+    from rnnkit.training.inference import predict_logits
+    from rnnkit.training.loop import metrics_from_logits
 
     loaded = load_run_split(paths, run=run, split=split, which=which, device=device, require_model=MODEL,
                             command="ablate-gates")

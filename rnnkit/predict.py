@@ -29,7 +29,7 @@ class Predictor:
     @classmethod
     def from_run(cls, paths: ArtifactPaths, run: str | None = None, *, which: str = "best",
                  device: str = "auto", amp: bool = False) -> Predictor:
-        from rnnkit.training.trainer import resolve_device
+        from rnnkit.training.device import resolve_device
 
         run = checkpoints.resolve_run(paths, run)
         ckpt = checkpoints.load(paths.run_dir(run) / f"{which}.pt")

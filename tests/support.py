@@ -11,6 +11,8 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "imdb_sample.tsv.gz"
 TINY_TOKENIZE = ["tokenize", "--max-length", "64"]
 TINY_TRAIN = ["train", "--embedding-dim", "16", "--hidden-dim", "8", "--epochs", "1", "--batch-size", "64",
               "--threads", "1"]
+# The cnn takes no --hidden-dim (an option a model does not use is an error).
+TINY_CNN = ["train", "--model", "cnn", "--embedding-dim", "16", "--epochs", "1", "--batch-size", "64", "--threads", "1"]
 TINY_EMBED = ["embed", "--dim", "16", "--epochs", "1"]  # word2vec on the sample's train split: about a second
 
 

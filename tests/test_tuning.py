@@ -83,7 +83,7 @@ def test_tune_writes_summary_plots_and_tuned_run_then_resumes(pipeline_copy, spa
     args = tune_args(pipeline_copy, space_file, "t", trials=2, final_epochs=1)
 
     first = ok(args)
-    assert len(loads) == 2  # once for all the trials, once for the final run (trainer.train)
+    assert len(loads) == 2  # once for all the trials, once for the final run (stages/train.py)
     out = pipeline_copy / "tune" / "t"
     best = json.loads((out / "best_params.json").read_text())
     assert best["metric"] == "val_accuracy" and best["direction"] == "maximize"
@@ -130,7 +130,7 @@ def test_amp_is_a_setting_of_the_call_not_of_the_study(pipeline_copy, space_file
     # Neither given: mixed precision where the hardware runs it natively.
     import torch
 
-    from rnnkit.training.trainer import amp_is_native
+    from rnnkit.training.device import amp_is_native
 
     ok(tune_args(pipeline_copy, space_file, "a", trials=0, final_epochs=1))
     assert final_params()["amp"] is amp_is_native(torch.device("cpu"))

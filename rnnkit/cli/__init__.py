@@ -14,15 +14,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,  # an unexpected error is a bug: show the plain traceback
 )
+# In the order of the workflow. Each module's COMMAND is its Typer command; prepare is a group.
 app.add_typer(prepare.app, name="prepare")
-app.command("tokenize")(tokenize.tokenize)
-app.command("embed")(embed.embed)
-app.command("train")(train.train)
-app.command("tune")(tune.tune)
-app.command("evaluate")(evaluate.evaluate)
-app.command("ablate-gates")(ablate.ablate_gates)
-app.command("predict")(predict.predict)
-app.command("models")(models.models)
+app.command("tokenize")(tokenize.COMMAND)
+app.command("embed")(embed.COMMAND)
+app.command("train")(train.COMMAND)
+app.command("tune")(tune.COMMAND)
+app.command("evaluate")(evaluate.COMMAND)
+app.command("ablate-gates")(ablate.COMMAND)
+app.command("predict")(predict.COMMAND)
+app.command("models")(models.COMMAND)
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ def ablate_gates(
 
     from rnnkit.ablation import ablate_gates as run_ablation
     from rnnkit.console import console
-    from rnnkit.training.trainer import configure_cpu
+    from rnnkit.training.device import configure_cpu
 
     configure_cpu(threads)
     report = run_ablation(paths_for(artifacts), run=run, split=split, which=checkpoint, device=device)
@@ -40,3 +40,5 @@ def ablate_gates(
                       "—" if intact else f"{row['delta_loss']:+.4f}")
     console.print(table)
     console.print(f"report -> {report['report_path']}")
+
+COMMAND = ablate_gates

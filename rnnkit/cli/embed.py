@@ -41,3 +41,5 @@ def embed(
     console.print(f"embeddings: {result.covered:,} of {result.vocab_size:,} vocabulary rows got a "
                   f"{result.dim}-d vector ({result.source}) in {result.seconds:.1f} s -> {result.path}",
                   soft_wrap=True, highlight=False)
+
+COMMAND = embed

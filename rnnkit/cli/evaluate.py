@@ -35,7 +35,7 @@ def evaluate(
     from rnnkit.console import console
     from rnnkit.training.evaluate import all_reports
     from rnnkit.training.evaluate import evaluate as run_evaluation
-    from rnnkit.training.trainer import configure_cpu
+    from rnnkit.training.device import configure_cpu
 
     configure_cpu(threads)
     paths = paths_for(artifacts)
@@ -109,3 +109,5 @@ def _per_label_table(report: dict, *, limit: int):
 
 def _count(n) -> str:
     return "" if n is None else f"{n:,}"
+
+COMMAND = evaluate

@@ -28,10 +28,10 @@ def models(
     from rnnkit.models import ModelConfig, build_model, model_names
     from rnnkit.models.registry import get_spec
     from rnnkit.models.sizing import resolve_hidden_dim
-    from rnnkit.training.trainer import check_cnn_shape, parse_kernel_sizes
+    from rnnkit.models.config import ModelOptions, parse_kernel_sizes
 
     widths = parse_kernel_sizes(kernel_sizes)
-    check_cnn_shape(channels, widths)
+    ModelOptions(embedding_dim=embedding_dim, layers=layers, channels=channels, kernel_sizes=widths).check()
     paths = paths_for(artifacts)
     outputs = 1
     if vocab_size is None:
@@ -55,3 +55,5 @@ def models(
         embedding = vocab_size * embedding_dim
         table.add_row(name, get_spec(name).description, str(config.hidden_dim), f"{total:,}", f"{total - embedding:,}")
     console.print(table)
+
+COMMAND = models

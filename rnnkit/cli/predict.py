@@ -34,7 +34,7 @@ def predict(
     import sys
 
     from rnnkit.predict import Predictor, read_texts
-    from rnnkit.training.trainer import configure_cpu
+    from rnnkit.training.device import configure_cpu
 
     configure_cpu(threads)
     items = read_texts(texts or [], file)
@@ -63,3 +63,5 @@ def predict(
 def _short(text: str, width: int = 70) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+COMMAND = predict

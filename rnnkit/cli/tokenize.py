@@ -40,3 +40,5 @@ def tokenize(
     counts = ", ".join(f"{k} {v:,}" for k, v in result.counts.items())
     console.print(f"tokenized {counts}: vocabulary {result.vocab_size:,}, mean length {result.mean_length:.0f} "
                   f"tokens, {result.truncated:.1%} of train texts cut at {max_length} -> {paths.dataset}")
+
+COMMAND = tokenize

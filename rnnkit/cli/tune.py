@@ -137,3 +137,5 @@ def print_summary(result) -> None:
     for note in result.notes:
         console.print(f"note: {note}")
     console.print(f"wrote {', '.join(str(p) for p in result.outputs)}", soft_wrap=True)
+
+COMMAND = tune

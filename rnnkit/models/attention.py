@@ -34,7 +34,7 @@ from torch.utils.checkpoint import checkpoint
 
 from rnnkit.models.config import ModelConfig
 from rnnkit.models.layers import Head, RaggedRNN, gather_last, length_mask, token_embedding
-from rnnkit.models.registry import register
+from rnnkit.models.registry import RECURRENT, register
 
 
 class AdditiveSelfAttention(nn.Module):
@@ -115,6 +115,7 @@ class AttentionLSTM(nn.Module):
         return self.head(self.attention.last(h, lengths.to(ids.device)))
 
 
-@register("attn-lstm", "LSTM + causal additive (Bahdanau) self-attention, h~ at the last token")
+@register("attn-lstm", "LSTM + causal additive (Bahdanau) self-attention, h~ at the last token",
+          takes=RECURRENT)
 def build_attn_lstm(config: ModelConfig) -> nn.Module:
     return AttentionLSTM(config)

@@ -21,7 +21,7 @@ from torch import nn
 
 from rnnkit.models.config import ModelConfig
 from rnnkit.models.layers import Head, length_mask, token_embedding
-from rnnkit.models.registry import register
+from rnnkit.models.registry import EMBEDDING, register
 
 
 class KimCNN(nn.Module):
@@ -52,6 +52,7 @@ class KimCNN(nn.Module):
     "cnn",
     "Kim (2014) CNN: 1-D convolutions (widths 3, 4, 5 by default), max over time",
     bidirectional="never",
+    takes=EMBEDDING + ("channels", "kernel_sizes"),
 )
 def build_cnn(config: ModelConfig) -> nn.Module:
     return KimCNN(config)

@@ -1,29 +1,94 @@
-"""The configuration every model is built from: plain data, stored in each checkpoint."""
+"""What a model is built from.
+
+`ModelOptions` declares the hyper-parameters a user sets (`rnnkit train --embedding-dim ...`),
+once, with their defaults, ranges and why (rnnkit/options.py); each model declares which of
+them it takes (models/registry.py). `ModelConfig` is what a built model records: those values
+resolved for one dataset (vocabulary size, outputs, padding id), stored as plain data in each
+checkpoint.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from rnnkit.errors import RnnkitError
+from rnnkit.options import option
+
+
+def parse_kernel_sizes(text: str) -> tuple[int, ...]:
+    """`--kernel-sizes 3,4,5` -> (3, 4, 5)."""
+    try:
+        return tuple(int(part) for part in str(text).split(","))
+    except ValueError:
+        raise RnnkitError(f"--kernel-sizes {text!r} must be comma-separated integers, e.g. 3,4,5") from None
+
+
+def _size_or_spec(text: str) -> int | str:
+    """--hidden-dim 128 -> 128; match:... and budget:... stay text (models/sizing.py resolves them)."""
+    return int(text) if str(text).isdigit() else str(text)
+
+
+def show_kernel_sizes(widths) -> str:
+    return ",".join(map(str, widths))
+
+
+@dataclass
+class ModelOptions:
+    """The model's hyper-parameters as a user gives them (`rnnkit train`, `rnnkit tune`, `rnnkit models`)."""
+
+    model: str = option("bilstm-pool", "Model name (see `rnnkit models`).", tunable=True, panel="Model")
+    embedding_dim: int = option(128, "Embedding size (the notebooks' default).", low=1, tunable=True,
+                                panel="Model")
+    hidden_dim: int | str = option(128, "Hidden size per direction, or match:MODEL[@SIZE] / budget:PARAMS to "
+                                   "size it to a parameter budget (models/sizing.py).", low=1, tunable=True,
+                                   cli_type=str, parse=_size_or_spec, show=str, panel="Model")
+    layers: int = option(1, "Stacked recurrent layers; dropout is applied between them.", low=1, tunable=True,
+                         panel="Model")
+    bidirectional: bool = option(False, "Both directions, for models where it is optional.", tunable=True,
+                                 panel="Model")
+    dropout: float = option(0.5, "Dropout before the classifier head (and between stacked layers).", low=0,
+                            high=1, high_open=True, example="0.5", tunable=True, panel="Model")
+    embedding_dropout: float = option(0.0, "Dropout on the embedded tokens: slows the over-confidence that "
+                                      "sets in by epoch 3.", low=0, high=1, high_open=True, example="0.1",
+                                      tunable=True, panel="Model")
+    # Keras' default a = 0.05; small starts generalise better: see layers.token_embedding.
+    embedding_init: float = option(0.05, "Random token vectors start uniform in [-A, A] (0: PyTorch's N(0, 1)).",
+                                   low=0, tunable=True, panel="Model")
+    # Kim used 100 with 300-d vectors; with 128-d frozen word2vec on IMDB, 200 had the lowest
+    # validation loss of 100, 200 and 300 (BENCHMARKS.md).
+    channels: int = option(200, "Feature maps per convolution width.", low=1, tunable=True, panel="Model")
+    kernel_sizes: tuple[int, ...] = option((3, 4, 5), "Convolution widths, comma-separated.", low=1, example="3,4,5",
+                                           cli_type=str, parse=parse_kernel_sizes, show=show_kernel_sizes,
+                                           metavar="W,W,...", panel="Model")
+
+    def check(self) -> None:
+        from rnnkit.options import check
+
+        check(self)
+        if not self.kernel_sizes:
+            raise RnnkitError("--kernel-sizes '' must be one or more widths >= 1, e.g. 3,4,5")
+
+
+# The names of ModelOptions' hyper-parameters (all but `model`): what a model may declare it takes.
+HYPER_PARAMETERS = tuple(f.name for f in fields(ModelOptions) if f.name != "model")
+
 
 @dataclass
 class ModelConfig:
     vocab_size: int  # rows of the embedding table, from the tokenizer
     num_outputs: int  # logits: 1 for binary, one per class (multi-class) or label (multi-label)
-    embedding_dim: int = 128  # the notebooks' default
-    hidden_dim: int = 128  # per direction for recurrent models
-    layers: int = 1  # stacked recurrent layers; dropout is applied between them
-    bidirectional: bool = False  # models named bi* force this on
-    dropout: float = 0.5  # before the classifier head (and between stacked layers)
-    embedding_dropout: float = 0.0  # on the embedded tokens: slows the over-confidence that sets in by epoch 3
+    # The hyper-parameters, resolved: defaults and meaning as declared in ModelOptions.
+    embedding_dim: int = ModelOptions.embedding_dim
+    hidden_dim: int = 128
+    layers: int = ModelOptions.layers
+    bidirectional: bool = ModelOptions.bidirectional  # models named bi* force this on
+    dropout: float = ModelOptions.dropout
+    embedding_dropout: float = ModelOptions.embedding_dropout
     pad_id: int = 0  # embedding row kept at zero and never updated
-    # Token vectors start uniform in [-a, a] (Keras' default a = 0.05); 0: nn.Embedding's
-    # N(0, 1). Small starts generalise better: see layers.token_embedding.
-    embedding_init: float = 0.05
-    kernel_sizes: tuple[int, ...] = (3, 4, 5)  # cnn only: one convolution per width
-    # cnn only: feature maps per kernel width. Kim used 100 with 300-d vectors; with 128-d frozen
-    # word2vec on IMDB, 200 had the lowest validation loss of 100, 200 and 300 (BENCHMARKS.md).
-    channels: int = 200
+    embedding_init: float = ModelOptions.embedding_init
+    kernel_sizes: tuple[int, ...] = ModelOptions.kernel_sizes
+    channels: int = ModelOptions.channels
     # ngram only: rows of the hashed-bigram table (one is padding). 2^18 keeps the table (and
     # Adam's two moments of it) at 3 x 134 MB for 128-d rows; collisions cost little: a text's
     # label rests on its frequent pairs, which rarely share a row with another frequent one.

@@ -12,7 +12,10 @@ from torch import nn
 
 from rnnkit.models.config import ModelConfig
 from rnnkit.models.layers import Head, RaggedRNN, final_hidden, length_mask, masked_mean_max, token_embedding
-from rnnkit.models.registry import register
+from rnnkit.models.registry import RECURRENT, register
+
+# What the nn.LSTM / nn.GRU family takes: the recurrent hyper-parameters and token dropout.
+TAKES = RECURRENT + ("embedding_dropout",)
 
 
 class PackedRNNClassifier(nn.Module):
@@ -58,17 +61,18 @@ class BiLSTMPool(nn.Module):
         return self.head(masked_mean_max(outputs, length_mask(lengths.to(ids.device), ids.size(1))))
 
 
-@register("lstm", "nn.LSTM, hidden state at the last real token")
+@register("lstm", "nn.LSTM, hidden state at the last real token", takes=TAKES)
 def build_lstm(config: ModelConfig) -> nn.Module:
     return PackedRNNClassifier(config, "lstm")
 
 
-@register("gru", "nn.GRU, hidden state at the last real token")
+@register("gru", "nn.GRU, hidden state at the last real token", takes=TAKES)
 def build_gru(config: ModelConfig) -> nn.Module:
     return PackedRNNClassifier(config, "gru")
 
 
-@register("bilstm", "bidirectional nn.LSTM, final forward and backward states", bidirectional="always")
+@register("bilstm", "bidirectional nn.LSTM, final forward and backward states", bidirectional="always",
+          takes=TAKES)
 def build_bilstm(config: ModelConfig) -> nn.Module:
     return PackedRNNClassifier(config, "lstm")
 
@@ -77,6 +81,7 @@ def build_bilstm(config: ModelConfig) -> nn.Module:
     "bilstm-pool",
     "BiLSTM + masked mean and max pooling + dropout (the notebooks' best)",
     bidirectional="always",
+    takes=TAKES,
 )
 def build_bilstm_pool(config: ModelConfig) -> nn.Module:
     return BiLSTMPool(config)

@@ -24,7 +24,7 @@ from torch import nn
 
 from rnnkit.models.config import ModelConfig
 from rnnkit.models.layers import Head, length_mask
-from rnnkit.models.registry import register
+from rnnkit.models.registry import EMBEDDING, register
 
 # Knuth's multiplicative hashing constant: neighbouring id pairs land far apart.
 _MULTIPLIER = 2654435761
@@ -84,6 +84,6 @@ class NgramBag(nn.Module):
 
 
 @register("ngram", "bag of tokens and hashed bigrams, weighted mean (learnt weights), linear",
-          bidirectional="never", lr=1e-2)
+          bidirectional="never", lr=1e-2, takes=EMBEDDING)
 def build_ngram(config: ModelConfig) -> nn.Module:
     return NgramBag(config)

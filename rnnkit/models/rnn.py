@@ -14,10 +14,10 @@ from __future__ import annotations
 from torch import nn
 
 from rnnkit.models.config import ModelConfig
-from rnnkit.models.registry import register
+from rnnkit.models.registry import RECURRENT, register
 
 
-@register("rnn", "vanilla RNN from the formula (tanh), state at the last real token")
+@register("rnn", "vanilla RNN from the formula (tanh), state at the last real token", takes=RECURRENT)
 def build_rnn(config: ModelConfig) -> nn.Module:
     # Imported here, not at the top: importing scratch registers its models, and the
     # registry lists models in import order — `rnn` first, as _load_builtin_models intends.

@@ -52,7 +52,7 @@ from torch.autograd.function import once_differentiable
 
 from rnnkit.models.config import ModelConfig
 from rnnkit.models.layers import Head, final_hidden, token_embedding
-from rnnkit.models.registry import register
+from rnnkit.models.registry import RECURRENT, register
 
 # ---------------------------------------------------------------------------------------
 # The recurrences. Shapes: D directions (both run in the same loop: baddbmm batches them),
@@ -560,11 +560,13 @@ class ScratchClassifier(nn.Module):
         return self.head(final_hidden(h_n, self.config.bidirectional))
 
 
-@register("lstm-scratch", "LSTM written from the formulas (hand-written BPTT), last hidden state")
+@register("lstm-scratch", "LSTM written from the formulas (hand-written BPTT), last hidden state",
+          takes=RECURRENT)
 def build_lstm_scratch(config: ModelConfig) -> nn.Module:
     return ScratchClassifier(config, ScratchLSTM)
 
 
-@register("gru-scratch", "GRU written from the formulas (hand-written BPTT), last hidden state")
+@register("gru-scratch", "GRU written from the formulas (hand-written BPTT), last hidden state",
+          takes=RECURRENT)
 def build_gru_scratch(config: ModelConfig) -> nn.Module:
     return ScratchClassifier(config, ScratchGRU)

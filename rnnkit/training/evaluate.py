@@ -40,7 +40,7 @@ def load_run_split(paths: ArtifactPaths, *, run: str | None, split: str, which: 
     train stage's record, and the split, from a dataset.pt that is the one it was trained on.
     `require_model` refuses other model types before the dataset is loaded."""
     from rnnkit.text.dataset import load_dataset
-    from rnnkit.training.trainer import resolve_device
+    from rnnkit.training.device import resolve_device
 
     if split not in SPLIT_CHOICES:
         raise RnnkitError(f"--split {split!r} — use test or val")
@@ -75,7 +75,8 @@ def evaluate(paths: ArtifactPaths, *, run: str | None = None, split: str = "test
     from rnnkit.plots import confusion_matrix
     from rnnkit.training import inference
     from rnnkit.training.metrics import MULTILABEL, decide, per_label_table, probabilities
-    from rnnkit.training.trainer import metrics_from_logits, predict_logits
+    from rnnkit.training.inference import predict_logits
+    from rnnkit.training.loop import metrics_from_logits
 
     loaded = load_run_split(paths, run=run, split=split, which=which, device=device)
     run, ckpt, model, dev = loaded.run, loaded.checkpoint, loaded.model, loaded.device

@@ -84,7 +84,7 @@ def logits_of_batches(model, batches: Iterable[tuple[Any, Any, Any]], n: int, *,
     """
     import torch
 
-    from rnnkit.training.trainer import autocast
+    from rnnkit.training.device import autocast
 
     if workers < 1:
         raise RnnkitError(f"--workers {workers} must be at least 1")

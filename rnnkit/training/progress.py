@@ -1,6 +1,6 @@
 """Where the training loop reports its progress: rich bars here, nothing, or another process.
 
-`fit` (trainer.py) calls four methods and knows nothing about how they are shown:
+`fit` (loop.py) calls four methods and knows nothing about how they are shown:
 
     start_epoch(epoch, epochs, batches)   a new epoch of `batches` batches begins
     advance(done, stats)                  `done` batches finished; stats: running loss and metric

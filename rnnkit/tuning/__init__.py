@@ -10,9 +10,9 @@ Design notes (the *why*; docs/tuning.md has the user's view):
 * The dataset is loaded once and shared by every trial. Trials never re-tokenize, so a
   tokenize-stage setting (max_length, vocab_size, ...) cannot be searched: the space file
   rejects it and says to tokenize again and tune in a separate study.
-* Trials train in memory through `trainer.fit` and write no checkpoint; only the best
+* Trials train in memory through `training.loop.fit` and write no checkpoint; only the best
   configuration is trained again, for --final-epochs, as the ordinary run `tuned-<study>`
-  through `trainer.train`, so `evaluate` and `predict` pick it up like any other run.
+  through `rnnkit.stages.train.run`, so `evaluate` and `predict` pick it up like any other run.
 * The study lives in storage that outlives the process: by default an Optuna journal file
   (`JournalFileBackend`, the storage Optuna recommends for several processes on one
   machine or on NFS); `--storage postgresql://...` for workers on several machines. Optuna

@@ -28,24 +28,30 @@ class _Kind:
     valid: str = ""  # the valid range in words, for messages
 
 
-# The TrainOptions fields a space may search or fix. Everything else is either a
-# tokenize-stage setting (needs re-tokenizing) or a command-line setting.
-TUNABLE: dict[str, _Kind] = {
-    "model": _Kind(str, valid="a name from `rnnkit models`"),
-    "embedding_dim": _Kind(int, lambda v: v >= 1, "an integer >= 1"),
-    "hidden_dim": _Kind(int, lambda v: v >= 1, "an integer >= 1"),
-    "layers": _Kind(int, lambda v: v >= 1, "an integer >= 1"),
-    "bidirectional": _Kind(bool, valid="true or false"),
-    "dropout": _Kind(float, lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
-    "embedding_dropout": _Kind(float, lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
-    "embedding_init": _Kind(float, lambda v: v >= 0, ">= 0 (0: N(0, 1))"),
-    "lr": _Kind(float, lambda v: v > 0, "> 0"),
-    "weight_decay": _Kind(float, lambda v: v >= 0, ">= 0"),
-    "batch_size": _Kind(int, lambda v: v >= 1, "an integer >= 1"),
-    "clip": _Kind(float, lambda v: v >= 0, ">= 0 (0: no clipping)"),
-    "channels": _Kind(int, lambda v: v >= 1, "an integer >= 1 (cnn only)"),
-    "freeze_embeddings_epochs": _Kind(int, lambda v: v >= 0, "an integer >= 0 (needs --embeddings)"),
-}
+def _tunable() -> dict[str, _Kind]:
+    """The settings a space may search or fix: those declared `tunable=True` in ModelOptions
+    (models/config.py) and LoopOptions (training/loop.py), with their declared types and ranges.
+    Everything else is a tokenize-stage setting (needs re-tokenizing) or a command-line setting."""
+    import typing
+
+    from rnnkit.models.config import ModelOptions
+    from rnnkit.options import declared
+    from rnnkit.training.loop import LoopOptions
+
+    kinds: dict[str, _Kind] = {}
+    for options_type in (ModelOptions, LoopOptions):
+        hints = typing.get_type_hints(options_type)
+        for f, spec in declared(options_type):
+            if not spec.tunable:
+                continue
+            # int | None (automatic when unset) and int | str (--hidden-dim's budget:...) search ints.
+            kind = next(t for t in (bool, int, float, str) if t is hints[f.name] or t in typing.get_args(hints[f.name]))
+            words = spec.valid() or ("true or false" if kind is bool else "a name from `rnnkit models`")
+            kinds[f.name] = _Kind(kind, spec.accepts, words)
+    return kinds
+
+
+TUNABLE: dict[str, _Kind] = _tunable()
 # Settings that belong to `rnnkit tokenize`: searching them would mean re-tokenizing per trial.
 TOKENIZE_SETTINGS = ("max_length", "vocab_size", "tokenizer", "min_df", "max_df", "stop_words",
                      "lowercase", "bos", "eos", "truncate")

@@ -17,7 +17,9 @@ from typing import Any
 
 from rnnkit.artifacts import ArtifactPaths, Manifest, write_json
 from rnnkit.errors import RnnkitError
-from rnnkit.training.trainer import MONITORS, TASK_MONITORS, TrainOptions, TrainResult
+from rnnkit.stages.train import Options as TrainOptions
+from rnnkit.stages.train import Result as TrainResult
+from rnnkit.training.loop import MONITORS, TASK_MONITORS
 from rnnkit.tuning.space import SearchSpace, _toml, default_space
 from rnnkit.tuning.storage import (
     fail_orphaned_trials,
@@ -60,7 +62,7 @@ class TuneOptions:
     threads: int | None = None  # CPU threads for the whole call (None: torch's, OMP_NUM_THREADS)
     jobs: int | None = None  # trials at once, one worker process each (None: one per CPU thread; 1 on CUDA)
     # Mixed precision for the trials and the final run of this call; None: on where the hardware
-    # runs it natively (trainer.amp_is_native: a CPU with bf16 instructions, a tensor-core GPU).
+    # runs it natively (training.device.amp_is_native: a CPU with bf16 instructions, a tensor-core GPU).
     # A trial in bf16 takes 0.6x the time of one in float32 on this project's CPU (BENCHMARKS.md),
     # and a search ranks configurations, which it does as well in either. Like device and threads
     # it is not a setting of the study, so workers may differ. The final run reproduces the best
@@ -249,7 +251,7 @@ class Search:
         """Check the options and inputs and load them; `threads`: this process's CPU threads."""
         from rnnkit.models import get_spec
         from rnnkit.text.dataset import load_dataset
-        from rnnkit.training.trainer import amp_is_native, configure_cpu, resolve_device
+        from rnnkit.training.device import amp_is_native, configure_cpu, resolve_device
 
         options.check()
         base = options.base_options()
@@ -262,7 +264,7 @@ class Search:
         data = load_dataset(paths, manifest=manifest, check_lineage=False)
         pretrained = None
         if base.embeddings:
-            from rnnkit.training.trainer import load_run_embeddings
+            from rnnkit.stages.train import load_run_embeddings
 
             # A searched embedding_dim is checked against the vectors trial by trial.
             searched = {p.name for p in options.space.params}
@@ -350,12 +352,15 @@ class TrialObjective:
         import optuna
         import torch
 
-        from rnnkit.training.trainer import fit
+        from rnnkit.models import get_spec
+        from rnnkit.training.loop import fit
 
         s = self.search
         trial.set_user_attr("worker", self.worker)  # lets a later run recognise the trial if we are killed
         trial_options = replace(s.base, **s.options.space.suggest(trial))
         trial_options.check()
+        if trial_options.lr is None:  # the model's own default rate, as `rnnkit train` uses
+            trial_options = replace(trial_options, lr=get_spec(trial_options.model).lr)
         if self.on_trial_start is not None:
             self.on_trial_start(trial.number)
         model = _build_model(trial_options, s.data, s.device, s.pretrained)
@@ -386,7 +391,7 @@ class TrialObjective:
 
 # Memory one CPU worker may hold at its peak: 2.0 GB measured for a hidden-256 bilstm-pool
 # trial on the sample (bf16, length 400), growing to 2.8 GB over a search as freed memory is
-# kept for reuse (trainer.keep_freed_memory). The default --jobs leaves each worker this much.
+# kept for reuse (training.device.keep_freed_memory). The default --jobs leaves each worker this much.
 WORKER_MEMORY = 3 << 30
 
 
@@ -511,7 +516,7 @@ def _build_model(options: TrainOptions, data: dict, device, pretrained=None):
 
     from rnnkit.models import build_model
     from rnnkit.text.embeddings import init_embedding
-    from rnnkit.training.trainer import model_config
+    from rnnkit.stages.train import model_config
 
     torch.manual_seed(options.seed)  # every configuration starts from the same seed, as `train` does
     config = model_config(options, data)
@@ -596,7 +601,7 @@ def _train_final(paths: ArtifactPaths, result: TuneResult, input_hashes: dict[st
     options, same dataset) leaves it alone instead of training it again.
     """
     from rnnkit.console import err_console
-    from rnnkit.training.trainer import train
+    from rnnkit.stages.train import run as train
 
     name = f"tuned-{result.study}"
     assert result.final_options is not None and result.out_dir is not None
@@ -606,14 +611,14 @@ def _train_final(paths: ArtifactPaths, result: TuneResult, input_hashes: dict[st
         # epochs, patience, lr, monitor) is derived from the model and the data, which the input
         # hashes compare; the run records its resolved value.
         wanted = {k: v for k, v in json.loads(json.dumps(asdict(result.final_options), default=str)).items()
-                  if k not in ("threads", "device") and v is not None}
+                  if k not in ("threads", "device", "name", "force") and v is not None}
         if (entry and (paths.run_dir(name) / "best.pt").exists() and entry.get("inputs") == input_hashes
                 and not entry["params"].get("interrupted")
                 and {k: entry["params"].get(k) for k in wanted} == wanted):
             return None, f"{name} already holds the best configuration (trial {result.best.number})"
         err_console.print(f"training the best configuration (trial {result.best.number}) for "
                           f"{result.final_options.epochs} epoch(s) as run {name}")
-        return train(paths, replace(result.final_options), name=name, force=True), ""
+        return train(paths, replace(result.final_options, name=name, force=True)), ""
 
 
 @contextlib.contextmanager

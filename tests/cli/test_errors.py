@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 import torch
-from support import TINY_TRAIN, run_cli, snapshot
+from support import TINY_CNN, TINY_TRAIN, run_cli, snapshot
 
 from rnnkit.artifacts import Manifest, artifact_paths
 
@@ -95,11 +95,11 @@ def test_unknown_model_lists_the_choices(pipeline_copy):
 
 @pytest.mark.parametrize("widths", ["3,x", "0,3", ""])
 def test_bad_cnn_kernel_sizes(pipeline_copy, widths):
-    fails_cleanly([*TINY_TRAIN, "--model", "cnn", "--kernel-sizes", widths], pipeline_copy, match="e.g. 3,4,5")
+    fails_cleanly([*TINY_CNN, "--kernel-sizes", widths], pipeline_copy, match="e.g. 3,4,5")
 
 
 def test_cnn_without_channels(pipeline_copy):
-    fails_cleanly([*TINY_TRAIN, "--model", "cnn", "--channels", "0"], pipeline_copy, match="--channels 0 must be")
+    fails_cleanly([*TINY_CNN, "--channels", "0"], pipeline_copy, match="--channels 0 must be")
     fails_cleanly(["models", "--channels", "0"], pipeline_copy, match="--channels 0 must be")
 
 
@@ -151,3 +151,10 @@ def test_tampered_embeddings(embedded_copy):
     data["vectors"] = data["vectors"] * 2  # still loads, still for this tokenizer
     torch.save(data, path)
     fails_cleanly([*TINY_TRAIN, "--embeddings", path], embedded_copy, match="re-run `rnnkit embed --force`")
+
+
+def test_an_option_the_model_does_not_take_is_refused(pipeline_copy):
+    fails_cleanly([*TINY_CNN, "--hidden-dim", "8"], pipeline_copy,
+                  match="--hidden-dim does not apply to model 'cnn'")
+    fails_cleanly([*TINY_TRAIN, "--channels", "8", "--kernel-sizes", "2"], pipeline_copy,
+                  match="--channels, --kernel-sizes do not apply to model 'bilstm-pool'")

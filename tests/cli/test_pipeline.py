@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import torch
-from support import TINY_TOKENIZE, TINY_TRAIN, ok, run_cli
+from support import TINY_CNN, TINY_TOKENIZE, TINY_TRAIN, ok, run_cli
 
 from rnnkit.text.dataset import load_word2idx
 
@@ -42,7 +42,7 @@ def test_evaluate_reports_binary_metrics(pipeline_copy):
 
 
 def test_evaluate_compare_lists_runs_with_size_and_cost(pipeline_copy):
-    ok([*TINY_TRAIN, "--model", "cnn", "--name", "tiny-cnn", "--artifacts", pipeline_copy])
+    ok([*TINY_CNN, "--name", "tiny-cnn", "--artifacts", pipeline_copy])
     ok(["evaluate", "--run", "tiny", "--artifacts", pipeline_copy])
     ok(["evaluate", "--run", "tiny-cnn", "--compare", "--artifacts", pipeline_copy])
     reports = {name: json.loads((pipeline_copy / "reports" / f"{name}-test.json").read_text())
@@ -62,7 +62,7 @@ def test_evaluate_compare_lists_runs_with_size_and_cost(pipeline_copy):
 
 
 def test_cnn_widths_and_channels_reach_the_checkpoint(pipeline_copy):
-    ok([*TINY_TRAIN, "--model", "cnn", "--channels", "6", "--kernel-sizes", "2,5", "--name", "narrow-cnn",
+    ok([*TINY_CNN, "--channels", "6", "--kernel-sizes", "2,5", "--name", "narrow-cnn",
         "--artifacts", pipeline_copy])
     checkpoint = torch.load(pipeline_copy / "checkpoints" / "narrow-cnn" / "best.pt", weights_only=False)
     assert checkpoint["config"]["channels"] == 6 and checkpoint["config"]["kernel_sizes"] == [2, 5]
@@ -158,7 +158,7 @@ def test_compiled_training_matches_eager_and_saves_a_plain_checkpoint(pipeline_c
     and constant enough that the loss leaves chance level, so a mismatch would show."""
     losses = {}
     for name, flags in (("eager", []), ("compiled", ["--compile"])):
-        ok([*TINY_TRAIN, "--model", "cnn", "--dropout", "0", "--lr", "0.01", "--schedule", "constant", *flags,
+        ok([*TINY_CNN, "--dropout", "0", "--lr", "0.01", "--schedule", "constant", *flags,
             "--name", name,
             "--artifacts", pipeline_copy])
         record = json.loads((pipeline_copy / "checkpoints" / name / "metrics.jsonl").read_text().splitlines()[0])

@@ -1,4 +1,4 @@
-"""The training loop with pretrained embeddings: frozen for the first epochs, trained after."""
+"""The training loop (training/loop.py): frozen embeddings, multi-class fitting, the automatic schedule."""
 
 import pytest
 import torch
@@ -6,7 +6,8 @@ import torch
 from rnnkit.errors import RnnkitError
 from rnnkit.models import ModelConfig, build_model
 from rnnkit.text.embeddings import Pretrained, init_embedding
-from rnnkit.training.trainer import TrainOptions, fit
+from rnnkit.stages.train import Options as TrainOptions
+from rnnkit.training.loop import LoopOptions, fit
 
 
 def tiny_data(n=64, vocab=30, width=12, seed=0):
@@ -33,8 +34,7 @@ def test_freeze_keeps_the_embedding_fixed_then_trains_it(model_name):
     def on_epoch_end(epoch, record, decision):
         snapshots.append((model.embedding.weight.detach().clone(), [p.detach().clone() for p in model.parameters()]))
 
-    options = TrainOptions(epochs=3, batch_size=16, patience=0, lr=1e-2, weight_decay=1e-3, embeddings="v",
-                           freeze_embeddings_epochs=2)
+    options = LoopOptions(epochs=3, batch_size=16, patience=0, lr=1e-2, weight_decay=1e-3, freeze_embeddings_epochs=2)
     fit(model, data, options, device=torch.device("cpu"), on_epoch_end=on_epoch_end, progress=False)
     start, epoch1, epoch2, epoch3 = (s[0] for s in snapshots)
     assert torch.equal(epoch1, start) and torch.equal(epoch2, start)  # frozen (weight decay included)
@@ -48,7 +48,7 @@ def test_freeze_keeps_the_embedding_fixed_then_trains_it(model_name):
 def test_freeze_needs_embeddings():
     with pytest.raises(RnnkitError, match="--embeddings"):
         TrainOptions(freeze_embeddings_epochs=1).check()
-    with pytest.raises(RnnkitError, match="at least 0"):
+    with pytest.raises(RnnkitError, match="must be >= 0"):
         TrainOptions(embeddings="x", freeze_embeddings_epochs=-1).check()
 
 
@@ -75,7 +75,8 @@ def multilabel_val(n=120, labels=20, seed=0):
 
 
 def test_a_degenerate_all_negative_model_triggers_the_warning():
-    from rnnkit.training.trainer import silent_model_warning, validate
+    from rnnkit.stages.train import silent_model_warning
+    from rnnkit.training.loop import validate
 
     def warning_for(model, data):
         record, _ = validate(model, data, "multilabel", device=torch.device("cpu"), amp=False)
@@ -114,7 +115,7 @@ def test_fit_trains_a_multiclass_model_with_cross_entropy_and_keeps_the_best_epo
     torch.manual_seed(0)
     model = build_model("ngram", ModelConfig(vocab_size=30, num_outputs=3, embedding_dim=8, buckets=64))
     best = []
-    result = fit(model, data, TrainOptions(model="ngram", epochs=6, batch_size=16), device=torch.device("cpu"),
+    result = fit(model, data, LoopOptions(epochs=6, batch_size=16, lr=1e-2), device=torch.device("cpu"),
                  on_best=lambda epoch, record, decision: best.append(epoch), progress=False)
     history = result.history
     assert history[-1]["train_loss"] < history[0]["train_loss"]
@@ -126,12 +127,12 @@ def test_fit_trains_a_multiclass_model_with_cross_entropy_and_keeps_the_best_epo
 
 
 def test_auto_schedule_fits_the_size_of_the_data():
-    from rnnkit.training.trainer import auto_epochs, resolve_options
+    from rnnkit.training.loop import auto_epochs, resolve_options
 
     assert auto_epochs(17_500, 64) == 8  # IMDB: 274 batches an epoch
     assert auto_epochs(300, 64) == 40  # 5 batches an epoch: capped
     assert auto_epochs(200_000, 64) == 5  # at least 5
-    resolved = resolve_options(TrainOptions(model="ngram"), {"task": "multilabel", "y_train": torch.zeros(640, 3)})
+    resolved = resolve_options(LoopOptions(), {"task": "multilabel", "y_train": torch.zeros(640, 3)}, default_lr=1e-2)
     assert (resolved.epochs, resolved.patience, resolved.monitor, resolved.lr) == (40, 10, "val_micro_f1", 1e-2)
     with pytest.raises(RnnkitError, match="does not apply to a binary task"):
-        resolve_options(TrainOptions(monitor="val_micro_f1"), {"task": "binary", "y_train": torch.zeros(10)})
+        resolve_options(LoopOptions(monitor="val_micro_f1"), {"task": "binary", "y_train": torch.zeros(10)})

@@ -20,8 +20,10 @@ import torch
 
 from rnnkit.artifacts import artifact_paths
 from rnnkit.models import ModelConfig, build_model
+from rnnkit.stages.train import Options
 from rnnkit.text.dataset import load_dataset
-from rnnkit.training.trainer import TrainOptions, configure_cpu, fit
+from rnnkit.training.device import configure_cpu
+from rnnkit.training.loop import fit
 
 
 def main() -> None:
@@ -50,7 +52,7 @@ def main() -> None:
           f"amp {args.amp}, torch {torch.__version__}")
     results = {}
     for label, model, use_compile in (("eager", eager, False), ("compiled", compiled, True)):
-        options = TrainOptions(model=args.model, epochs=args.epochs, patience=0, amp=args.amp,
+        options = Options(model=args.model, epochs=args.epochs, patience=0, amp=args.amp,
                                compile=use_compile, seed=0)
         result = fit(model, data, options, device=torch.device("cpu"), progress=False)
         results[label] = result.history

@@ -9,7 +9,7 @@ an epoch of train, batch 64, length-bucketed as `fit` cuts them) and from the sa
 
 1. a warm-up pass (not counted);
 2. --rounds passes with glibc as it starts (large allocations mmap'd and handed back on free);
-3. `rnnkit.training.trainer.keep_freed_memory()` (what configure_cpu calls), then --rounds passes.
+3. `rnnkit.training.device.keep_freed_memory()` (what configure_cpu calls), then --rounds passes.
 
 Prints wall and kernel (system) seconds per pass for both, and the ratio. glibc's mallopt
 cannot be undone to its adaptive default, which is why the default runs first. Linux/glibc only.
@@ -23,29 +23,26 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from rnnkit.artifacts import artifact_paths
 from rnnkit.models import build_model
+from rnnkit.stages.train import Options, model_config
 from rnnkit.text.dataset import load_dataset
 from rnnkit.training.batching import bucketed_order, iterate
-from rnnkit.training.trainer import TrainOptions, autocast, keep_freed_memory, model_config
+from rnnkit.training.device import keep_freed_memory
+from rnnkit.training.loop import train_step
+from rnnkit.training.optim import Optimizers
 
 
 def one_pass(model, state, batches, amp: bool) -> tuple[float, float]:
     """Wall and system seconds of training steps over `batches`, from the weights in `state`."""
     model.load_state_dict(state)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # rnnkit's own training step (training/loop.py), as `rnnkit train` runs it.
+    optimizers = Optimizers(model, lr=1e-3, weight_decay=0.0, schedule="constant", total_steps=len(batches))
     device = torch.device("cpu")
     wall, system = time.perf_counter(), os.times().system
     for batch in batches:
-        with autocast(device, amp):
-            logits = model(batch.ids, batch.lengths)
-        loss = F.binary_cross_entropy_with_logits(logits.float(), batch.labels.view(len(batch.labels), -1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        train_step(model, batch, optimizers, task="binary", device=device, amp=amp, clip=1.0)
     return time.perf_counter() - wall, os.times().system - system
 
 
@@ -63,7 +60,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
 
     data = load_dataset(artifact_paths(args.artifacts), check_lineage=False)
-    options = TrainOptions(model=args.model, hidden_dim=args.hidden_dim)
+    options = Options(model=args.model, hidden_dim=args.hidden_dim)
     torch.manual_seed(0)
     model = build_model(args.model, model_config(options, data))
     model.train()

@@ -18,14 +18,16 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from rnnkit.artifacts import artifact_paths
 from rnnkit.models import build_model
 from rnnkit.models.layers import length_mask, masked_mean_max
+from rnnkit.stages.train import Options, model_config
 from rnnkit.text.dataset import load_dataset
 from rnnkit.training.batching import bucketed_order, iterate
-from rnnkit.training.trainer import TrainOptions, autocast, configure_cpu, model_config
+from rnnkit.training.device import configure_cpu
+from rnnkit.training.loop import train_step
+from rnnkit.training.optim import Optimizers
 
 
 def main() -> None:
@@ -40,25 +42,32 @@ def main() -> None:
     device = torch.device("cpu")
     data = load_dataset(artifact_paths(args.artifacts), check_lineage=False)
     torch.manual_seed(0)
-    model = build_model("bilstm-pool", model_config(TrainOptions(), data))
+    model = build_model("bilstm-pool", model_config(Options(), data))
     model.train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     order = bucketed_order(data["lengths_train"], 64, generator=torch.Generator().manual_seed(0))
     batches = list(iterate(data["X_train"], data["lengths_train"], data["y_train"], order))[: args.batches]
 
+    class Variant(torch.nn.Module):
+        """bilstm-pool's forward with the backward direction in order or not."""
+
+        def __init__(self, in_order: bool):
+            super().__init__()
+            self.model, self.in_order = model, in_order
+
+        def forward(self, ids, lengths):
+            embedded = self.model.embedding_dropout(self.model.embedding(ids))
+            outputs, _ = self.model.rnn(embedded, lengths, in_order=self.in_order)
+            return self.model.head(masked_mean_max(outputs, length_mask(lengths, ids.size(1))))
+
     def steps(in_order: bool) -> float:
         model.load_state_dict(state)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        # rnnkit's own training step (training/loop.py), with clipping as `rnnkit train` does.
+        optimizers = Optimizers(model, lr=1e-3, weight_decay=0.0, schedule="constant", total_steps=len(batches))
+        variant = Variant(in_order)
         started = time.perf_counter()
         for batch in batches:
-            with autocast(device, args.amp):
-                embedded = model.embedding_dropout(model.embedding(batch.ids))
-                outputs, _ = model.rnn(embedded, batch.lengths, in_order=in_order)
-                logits = model.head(masked_mean_max(outputs, length_mask(batch.lengths, batch.ids.size(1))))
-            loss = F.binary_cross_entropy_with_logits(logits.float(), batch.labels.view(len(batch.labels), -1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(variant, batch, optimizers, task="binary", device=device, amp=args.amp, clip=1.0)
         return time.perf_counter() - started
 
     steps(True)  # warm-up

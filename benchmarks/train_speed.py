@@ -10,7 +10,7 @@ Adam 1e-3, batch 64, gradient clipping 1.0) from the same initial weights:
   (a) the notebooks' way: every review padded to 400 tokens, a DataLoader over a
       TensorDataset (per-item __getitem__ and collate), nn.LSTM(bidirectional=True) over
       the whole padded batch, no packing;
-  (b) rnnkit: `rnnkit.training.trainer.fit` — length-bucketed batches sliced from in-memory
+  (b) rnnkit: `rnnkit.training.loop.fit` — length-bucketed batches sliced from in-memory
       tensors, each padded to its own longest review, RaggedRNN — with denormals flushed to
       zero, as `rnnkit train` runs it (`configure_cpu`). The notebooks' way runs as the
       notebooks ran, with denormals; --notebook-flush flushes them there too, to show what
@@ -35,8 +35,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from rnnkit.artifacts import artifact_paths
 from rnnkit.models import ModelConfig, build_model
 from rnnkit.models.layers import Head, length_mask, masked_mean_max
+from rnnkit.stages.train import Options
 from rnnkit.text.dataset import load_dataset
-from rnnkit.training.trainer import TrainOptions, fit
+from rnnkit.training.loop import fit
 
 WIDTH = 400
 
@@ -123,14 +124,14 @@ def main() -> None:
             getattr(theirs.rnn, f"{name}_l0{suffix}").data.copy_(getattr(module, f"{name}_l0").data)
 
     initial = {k: v.clone() for k, v in ours.state_dict().items()}
-    torch.set_flush_denormal(True)  # what `rnnkit train` does (trainer.configure_cpu)
-    options = TrainOptions(epochs=args.epochs, patience=0, seed=0)
+    torch.set_flush_denormal(True)  # what `rnnkit train` does (training.device.configure_cpu)
+    options = Options(epochs=args.epochs, patience=0, seed=0)
     result = fit(ours, data, options, device=torch.device("cpu"))
     ours_times = [h["train_seconds"] for h in result.history]
     ours_acc = [h["val_accuracy"] for h in result.history]
     if args.amp:  # the same start again, in bfloat16 autocast
         ours.load_state_dict(initial)
-        amp_result = fit(ours, data, TrainOptions(epochs=args.epochs, patience=0, seed=0, amp=True),
+        amp_result = fit(ours, data, Options(epochs=args.epochs, patience=0, seed=0, amp=True),
                          device=torch.device("cpu"))
         amp_times = [h["train_seconds"] for h in amp_result.history]
         amp_acc = [h["val_accuracy"] for h in amp_result.history]

@@ -16,7 +16,7 @@ process it runs, one after the other on the same dataset.pt:
 * rnnkit: the same, with `rnnkit tune`'s pruner (--pruner, median by default), which stops
   a trial after an epoch when it is behind the median of the earlier trials at that epoch.
 
-Both go through `rnnkit.tuning.tune` with the same seed, so they draw the same
+Both go through `rnnkit.stages.tune.run` with the same seed, so they draw the same
 configurations while TPE is still sampling at random (its first 10 trials): the difference
 is the pruning. --timeout bounds each procedure (no new trial starts after it; the running
 one finishes). It prints wall time, trials completed and pruned, epochs trained and the
@@ -46,7 +46,8 @@ from pathlib import Path
 
 from rnnkit.artifacts import artifact_paths
 from rnnkit.errors import RnnkitError
-from rnnkit.tuning import TuneOptions, default_space, load_space, tune
+from rnnkit.stages.tune import Options as TuneOptions
+from rnnkit.stages.tune import run as tune
 
 # What `tune` reads from the artifacts folder (the manifest, for the lineage check).
 INPUTS = ("dataset.pt", "tokenizer.json", "word2idx.pkl", "manifest.json")
@@ -69,7 +70,7 @@ def copy_inputs(source: Path, target: Path) -> None:
 def run(name: str, root: Path, args, pruner: str) -> dict:
     options = TuneOptions(trials=args.trials, study=name, model=args.model, epochs_per_trial=args.epochs_per_trial,
                           sampler="tpe", pruner=pruner, timeout=args.timeout, seed=args.seed,
-                          space=load_space(args.space) if args.space else default_space(), final_epochs=0,
+                          space=args.space, final_epochs=0,
                           device=args.device, threads=args.threads, amp=args.amp,
                           embeddings=None if args.embeddings is None else str(args.embeddings.resolve()),
                           freeze_embeddings_epochs=args.freeze_embeddings_epochs)

@@ -19,8 +19,18 @@ import torch
 
 from rnnkit.artifacts import artifact_paths
 from rnnkit.models import build_model
+from rnnkit.stages.train import Options, model_config
 from rnnkit.text.dataset import load_dataset
-from rnnkit.training.trainer import TrainOptions, configure_cpu, evaluate_split, model_config
+from rnnkit.training.device import configure_cpu
+from rnnkit.training.inference import predict_logits
+from rnnkit.training.loop import metrics_from_logits
+
+
+def evaluate_split(model, x, lengths, y, task: str, *, batch_size: int = 32, workers: int = 1) -> dict:
+    """Loss and metrics of one split as validation after an epoch computes them (training/loop.py `validate`),
+    at the batch size and worker count given."""
+    logits = predict_logits(model, x, lengths, batch_size=batch_size, device=torch.device("cpu"), workers=workers)
+    return metrics_from_logits(logits, y, task)
 
 
 def main() -> None:
@@ -32,7 +42,7 @@ def main() -> None:
     configure_cpu(args.threads)
     data = load_dataset(artifact_paths(args.artifacts), check_lineage=False)
     torch.manual_seed(0)
-    model = build_model("bilstm-pool", model_config(TrainOptions(hidden_dim=args.hidden_dim), data))
+    model = build_model("bilstm-pool", model_config(Options(hidden_dim=args.hidden_dim), data))
     evaluate_split(model, data["X_val"], data["lengths_val"], data["y_val"], data["task"])  # warm-up
     results = {}
     for batch_size, workers in ((256, 1), (64, 1), (32, 1), (32, args.threads)):

@@ -42,51 +42,33 @@ PREPARED_FORMAT = 1
 EMBEDDINGS_FORMAT = 1
 
 
+class _Under:
+    """A read-only attribute that is a fixed name below the folder's root: `paths.dataset`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, paths, owner=None):
+        return self if paths is None else paths.root / self.name
+
+
 @dataclass(frozen=True)
 class ArtifactPaths:
     """The fixed layout of an artifacts folder (see docs/artifacts.md)."""
 
     root: Path
 
-    @property
-    def prepared(self) -> Path:
-        return self.root / "prepared"
-
-    @property
-    def dataset(self) -> Path:
-        return self.root / "dataset.pt"
-
-    @property
-    def word2idx(self) -> Path:
-        return self.root / "word2idx.pkl"
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.root / "tokenizer.json"
-
-    @property
-    def embeddings(self) -> Path:
-        return self.root / "embeddings.pt"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def reports(self) -> Path:
-        return self.root / "reports"
-
-    @property
-    def tune(self) -> Path:
-        return self.root / "tune"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
-
-    @property
-    def cache(self) -> Path:
-        return self.root / "cache"
+    # The fixed files and folders below root (each a Path attribute: paths.dataset, ...).
+    prepared = _Under("prepared")
+    dataset = _Under("dataset.pt")
+    word2idx = _Under("word2idx.pkl")
+    tokenizer = _Under("tokenizer.json")
+    embeddings = _Under("embeddings.pt")
+    checkpoints = _Under("checkpoints")
+    reports = _Under("reports")
+    tune = _Under("tune")
+    manifest = _Under("manifest.json")
+    cache = _Under("cache")
 
     def run_dir(self, name: str) -> Path:
         return self.checkpoints / name

@@ -5,6 +5,7 @@
 
 The corpus is read from `--source` (the tarball or an extracted folder), else from the
 download cache in artifacts/cache/, else downloaded from Stanford (md5-checked).
+`--sample` reads the 4,000 reviews shipped in the repository's data/ folder instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 IMDB_TARBALL = "aclImdb_v1.tar.gz"
 LABEL_NAMES = ["neg", "pos"]  # label index = position: neg=0, pos=1
+# 4,000 official reviews (train and test) in one TSV: the columns of `read_imdb`.
+SAMPLE_PATH = Path(__file__).resolve().parents[2] / "data" / "imdb_sample.tsv.gz"
 
 # aclImdb/<split>/<polarity>/<id>_<rating>.txt, anywhere below the source root.
 _REVIEW = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
@@ -144,3 +147,16 @@ def download_tarball(url: str, target: Path, *, md5: str, timeout: float = 30.0)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise RnnkitError(f"could not download {url} ({reason}) — {_SOURCE_HINT}") from None
+
+
+def sample_path() -> Path:
+    if not SAMPLE_PATH.exists():
+        raise RnnkitError(f"the embedded sample {SAMPLE_PATH} is missing — reinstall rnnkit from its repository")
+    return SAMPLE_PATH
+
+
+def read_sample(path: Path):
+    """The embedded sample as a DataFrame with the columns of `read_imdb`."""
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t", keep_default_na=False)

@@ -12,9 +12,8 @@ def token_embedding(config) -> nn.Embedding:
     Why not nn.Embedding's N(0, 1): a rare word gets few updates, so with unit-sized random
     vectors it stays loud noise that the recurrent layer has to learn to ignore, and the
     model memorises the training reviews through such words. Small vectors (Keras' default,
-    a = 0.05) start every word near silence and let the data make the useful ones loud: on
-    full IMDB, bilstm-pool with the notebooks' settings went from 0.857 to 0.870 test
-    accuracy (BENCHMARKS.md). `embedding_init` 0 keeps PyTorch's N(0, 1).
+    a = 0.05) start every word near silence and let the data make the useful ones loud
+    (BENCHMARKS.md, "Full IMDB pipeline"). `embedding_init` 0 keeps PyTorch's N(0, 1).
     """
     embedding = nn.Embedding(config.vocab_size, config.embedding_dim, config.pad_id)
     if config.embedding_init > 0:
@@ -47,7 +46,7 @@ def masked_mean_max(outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.to(outputs.dtype)
     mean = (outputs * m).sum(1) / m.sum(1).clamp_min(1.0)
     # Padding gets the lowest value its dtype holds, so it never wins the max. `where` and
-    # `amax` (no argmax indices) give what masked_fill + max(1) give, ~2x faster on the CPU.
+    # `amax` (no argmax indices) give what masked_fill + max(1) give, faster on the CPU.
     filled = torch.where(mask, outputs, torch.finfo(outputs.dtype).min)
     return torch.cat([mean, filled.amax(1)], dim=-1)
 
@@ -78,8 +77,8 @@ class RaggedRNN(nn.Module):
     """nn.LSTM / nn.GRU layers over a padded batch of ragged sequences, without packing.
 
     Why not `pack_padded_sequence`: on the CPU, PyTorch's backward pass through a packed
-    LSTM whose lengths differ within the batch grows quadratically with length (measured:
-    14 s against 0.33 s for a 64 x 300 batch, see BENCHMARKS.md). Here every layer runs on
+    LSTM whose lengths differ within the batch grows quadratically with length (BENCHMARKS.md,
+    "Why rnnkit does not pack sequences"). Here every layer runs on
     the padded tensor instead, which is exact because
       * the forward direction's output at step t depends only on steps <= t, so outputs at
         real positions never see the padding that follows them;
@@ -110,8 +109,8 @@ class RaggedRNN(nn.Module):
         `in_order=False` is for callers that pool the outputs over time with a mask, which
         does not depend on their order (bilstm-pool's mean and max): the top layer's
         backward-direction outputs are then left reversed within each sequence and padding
-        positions are not zeroed. That saves a reversal, its backward pass and a mask multiply:
-        bilstm-pool training steps 1.03-1.08x faster (benchmarks/pooling_order.py).
+        positions are not zeroed. That saves a reversal, its backward pass and a mask multiply
+        (benchmarks/pooling_order.py; BENCHMARKS.md, "Tuning on the sample").
         """
         lengths = lengths.to(x.device)
         mask = length_mask(lengths, x.size(1)).unsqueeze(-1).to(x.dtype)

@@ -79,10 +79,16 @@ def build_model(name: str, config: ModelConfig):
     return spec.builder(config)
 
 
+def unused_by(name: str, names) -> list[str]:
+    """The model hyper-parameters among `names` that model `name` does not take."""
+    spec = get_spec(name)
+    return [p for p in HYPER_PARAMETERS if p in set(names) and p not in spec.takes]
+
+
 def check_takes(name: str, given: set[str] | list[str]) -> None:
     """Refuse hyper-parameters given for a model that does not use them (one line naming them)."""
     spec = get_spec(name)
-    unused = [p for p in HYPER_PARAMETERS if p in set(given) and p not in spec.takes]
+    unused = unused_by(name, given)
     if unused:
         flags = ", ".join("--" + p.replace("_", "-") for p in unused)
         takes = ", ".join("--" + p.replace("_", "-") for p in spec.takes)
@@ -94,8 +100,7 @@ def _load_models() -> None:
     """Import every module of rnnkit/models/: each family module registers its models on import."""
     import importlib
     import pkgutil
+    from pathlib import Path
 
-    import rnnkit.models as package
-
-    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
-        importlib.import_module(f"rnnkit.models.{module}")
+    for module in sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])):
+        importlib.import_module(f"{__package__}.{module}")

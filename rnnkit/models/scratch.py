@@ -10,9 +10,9 @@ token (the backward direction's after the first token). Parameter names, shapes 
 order (LSTM: i, f, g, o; GRU: r, z, n) are PyTorch's, so `copy_from_torch(nn.LSTM(...))`
 is a plain state-dict copy and the tests can check the formulas against PyTorch's own.
 
-How it is fast enough — forward + backward of a 64 x 400 batch (embedding and hidden
-128) within ~1.2-1.4x of nn.LSTM's oneDNN kernel on this two-core CPU, where a plain
-autograd loop over the steps takes ~1.7x; `benchmarks/lstm_scratch.py` measures it:
+How it comes close to nn.LSTM's oneDNN kernel on the CPU, well ahead of a plain autograd
+loop over the steps (`benchmarks/lstm_scratch.py`; BENCHMARKS.md, "lstm-scratch against
+nn.LSTM"):
 
 * The input projections of all time steps are one matmul before the loop; the loop only
   does the recurrent matmul (all gates fused, both directions in one baddbmm).
@@ -21,13 +21,13 @@ autograd loop over the steps takes ~1.7x; `benchmarks/lstm_scratch.py` measures 
   about fifteen small in-cache elementwise ops; the weight gradient is one matmul over all
   (time, batch) rows. The loop is bound by memory traffic, so gate derivatives are
   rebuilt per step from the saved gate activations rather than precomputed for all steps
-  (that variant's backward measured ~1.4-1.6x slower), and unused outputs' gradients are
+  (that variant's backward measured slower), and unused outputs' gradients are
   never materialised.
-* Measured and not kept: TorchScript for the two loops (~10% faster loops, ~5% overall,
-  but torch.jit is deprecated in torch 2.13); torch.compile of the cell (no gain: the
-  per-call overhead eats the fusion, plus ~20 s of compilation).
-* tanh is computed as 2*sigmoid(2x) - 1: on this torch build tanh costs ~6x sigmoid per
-  element (2.5 vs 0.4 ns), enough to matter in the per-step elementwise work. The 2x
+* Measured and not kept: TorchScript for the two loops (slightly faster, but torch.jit is
+  deprecated in torch 2.13); torch.compile of the cell (no gain: the per-call overhead eats
+  the fusion, and compiling takes long).
+* tanh is computed as 2*sigmoid(2x) - 1: on this torch build tanh costs several times a
+  sigmoid per element, enough to matter in the per-step elementwise work. The 2x
   is folded into the weights of the tanh gates, so it is free; the identity is exact up to
   rounding (well inside the 1e-5 the tests demand).
 * Ablations (ScratchLSTM.open_gates) force gates open through a separate plain loop,
@@ -76,6 +76,15 @@ def _final(states: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     return states.gather(1, last.view(1, 1, B, 1).expand(D, 1, B, H)).squeeze(1)
 
 
+def _saved_and_outputs(ctx, hs: torch.Tensor, last: torch.Tensor, *saved: torch.Tensor):
+    """End of a recurrence's forward: keep `saved` for backward and return the outputs
+    hs[:, 1:] (hs[:, 0] is the zero initial state) and the state after each last real token."""
+    ctx.save_for_backward(*saved)
+    ctx.set_materialize_grads(False)  # unused outputs: None, not T-long zero tensors
+    y = hs[:, 1:]
+    return y, _final(y, last)
+
+
 def _endings(last: torch.Tensor, dtype: torch.dtype) -> dict[int, torch.Tensor]:
     """{step: (1, B, 1) mask of the sequences whose last real token is that step}."""
     return {t: (last == t).to(dtype).view(1, -1, 1) for t in last.unique().tolist()}
@@ -101,10 +110,8 @@ class _LSTMRecurrence(torch.autograd.Function):
             c = torch.addcmul(f * c, i, g, value=2, out=c2[:, t])  # 2c = f * 2c + 2 * i * g
             tc = torch.add(neg1, torch.sigmoid(c), alpha=2)
             torch.mul(o, tc, out=hs[:, t + 1])
-        ctx.save_for_backward(s, c2, hs, wt, last)
-        ctx.set_materialize_grads(False)  # unused outputs: None, not T-long zero tensors
-        y = hs[:, 1:]
-        return y, _final(y, last), _final(c2, last) * 0.5
+        y, h_n = _saved_and_outputs(ctx, hs, last, s, c2, hs, wt, last)
+        return y, h_n, _final(c2, last) * 0.5
 
     @staticmethod
     @once_differentiable  # the hand-written backward is not itself differentiable
@@ -121,7 +128,7 @@ class _LSTMRecurrence(torch.autograd.Function):
         # Gate pre-activation gradients are s * (1 - s) * m * (dc for i, f, g; dh for o)
         # with m = (g, c_{t-1}, 2i, tanh c). m is rebuilt each step from the saved
         # activations while they are in cache: precomputing it for all steps at once made
-        # backward ~1.5x slower, the loop being bound by memory traffic, not op count.
+        # backward slower, the loop being bound by memory traffic, not op count.
         m = s.new_empty(D, B, 4, H)
         m_i, m_f, m_g, m_o = m.unbind(2)
         w = wt.transpose(1, 2).contiguous()
@@ -211,10 +218,7 @@ class _GRURecurrence(torch.autograd.Function):
             nt = torch.add(neg1, a, alpha=2, out=n[:, t])
             # h' = (1 - z) * n + z * h = n + z * (h - n)
             torch.addcmul(nt, rzt[..., H:], h - nt, out=hs[:, t + 1])
-        ctx.save_for_backward(hh, rz, n, hs, wt, last)
-        ctx.set_materialize_grads(False)
-        y = hs[:, 1:]
-        return y, _final(y, last)
+        return _saved_and_outputs(ctx, hs, last, hh, rz, n, hs, wt, last)
 
     @staticmethod
     @once_differentiable
@@ -273,10 +277,7 @@ class _RNNRecurrence(torch.autograd.Function):
         for t in range(T):
             a = torch.baddbmm(xp[:, t], hs[:, t], wt).sigmoid_()
             torch.add(neg1, a, alpha=2, out=hs[:, t + 1])
-        ctx.save_for_backward(hs, wt, last)
-        ctx.set_materialize_grads(False)
-        y = hs[:, 1:]
-        return y, _final(y, last)
+        return _saved_and_outputs(ctx, hs, last, hs, wt, last)
 
     @staticmethod
     @once_differentiable

@@ -8,7 +8,7 @@ The notebooks compare models at equal parameter budgets. `--hidden-dim` therefor
     budget:300000    the size whose non-embedding parameters come closest to 300,000
 
 Non-embedding parameters exclude the embedding table, which depends on the vocabulary and
-not on the architecture.
+not on the architecture. `count_parameters` is the one place parameters are counted.
 """
 
 from __future__ import annotations
@@ -24,12 +24,20 @@ _BUDGET = re.compile(r"^budget:(\d+)$")
 MAX_HIDDEN = 4096
 
 
+def count_parameters(model) -> tuple[int, int]:
+    """(all parameters, those outside the token embedding `model.embedding`). Frozen ones
+    count too: a model's size does not change while --freeze-embeddings-epochs holds it."""
+    total = sum(p.numel() for p in model.parameters())
+    embedding = getattr(model, "embedding", None)
+    in_embedding = sum(p.numel() for p in embedding.parameters()) if embedding is not None else 0
+    return total, total - in_embedding
+
+
 def non_embedding_parameters(name: str, config: ModelConfig) -> int:
+    """The parameters outside the embedding of model `name` built with `config`."""
     from rnnkit.models.registry import build_model
 
-    model = build_model(name, replace(config))
-    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return total - config.vocab_size * config.embedding_dim
+    return count_parameters(build_model(name, replace(config)))[1]
 
 
 def resolve_hidden_dim(spec: str | int, name: str, config: ModelConfig) -> int:

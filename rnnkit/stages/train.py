@@ -21,7 +21,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.models.config import ModelOptions
 from rnnkit.options import option
 from rnnkit.training import checkpoints
-from rnnkit.training.device import DEVICES, configure_cpu, resolve_device
+from rnnkit.training.device import DeviceOptions, configure_cpu, resolve_device
 from rnnkit.training.loop import MONITORS, LoopOptions, describe_schedule, fit, resolve_options
 from rnnkit.training.metrics import MULTILABEL, headline
 
@@ -29,15 +29,12 @@ _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass
-class Options(LoopOptions, ModelOptions):
-    """Everything `rnnkit train` takes: the model's hyper-parameters (models/config.py), the
-    loop's settings (training/loop.py) and the run's own below."""
+class Options(LoopOptions, ModelOptions, DeviceOptions):
+    """Everything `rnnkit train` takes: where it runs (training/device.py), the model's
+    hyper-parameters (models/config.py), the loop's settings (training/loop.py) and the run's own below."""
 
     embeddings: str | None = option(None, "Initialise the embedding from artifacts/embeddings.pt (`rnnkit "
                                     "embed`) or a GloVe / word2vec text file.", panel="Model")
-    device: str = option("auto", "Where to train: the GPU when torch sees one, or cpu, cuda.", choices=DEVICES,
-                         panel="Device")
-    threads: int | None = option(None, "CPU threads (default: torch's, OMP_NUM_THREADS).", low=1, panel="Device")
     name: str | None = option(None, "Run name. Default: <model>-<date>-<time>.", panel="Run")
     force: bool = option(False, "Replace an existing run of this --name (once the new one has finished).",
                          panel="Run")
@@ -71,6 +68,7 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -
 
     from rnnkit.console import err_console
     from rnnkit.models import build_model, get_spec
+    from rnnkit.models.sizing import count_parameters
     from rnnkit.text.dataset import load_dataset, load_word2idx
 
     spec = get_spec(options.model)  # unknown model: fail before any work
@@ -99,7 +97,7 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -
     model = build_model(options.model, config)
     embeddings_info = apply_pretrained(model, pretrained, options, pad_id=config.pad_id)
     model = model.to(device)
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_params, _ = count_parameters(model)
     err_console.print(f"run [bold]{name}[/]: {options.model} ({describe_model(spec, config)}), {n_params:,} "
                       f"parameters, {len(data['y_train']):,} train / {len(data['y_val']):,} val, device {device}",
                       highlight=False)
@@ -208,7 +206,7 @@ def load_run_embeddings(paths: ArtifactPaths, manifest: Manifest, options: Optio
     from rnnkit.text.embeddings import check_dim, load_pretrained
 
     assert options.embeddings
-    tokenizer = Tokenizer._from_json_text(tokenizer_json, str(paths.tokenizer))
+    tokenizer = Tokenizer.from_json_text(tokenizer_json, str(paths.tokenizer))
     pretrained = load_pretrained(paths, options.embeddings, tokenizer=tokenizer,
                                  tokenizer_sha256=tokenizer_sha256, manifest=manifest)
     if check:

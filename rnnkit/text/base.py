@@ -3,7 +3,7 @@
 A tokenizer subclass supplies two things: `tokenize(text)` (text -> string pieces) and
 `decode`. Everything else — ids, special tokens, truncation, padding, attention masks,
 saving and loading — lives here, so the word and BPE tokenizers behave identically in
-`tokenize`, `train`, `evaluate`, `predict` and `explain`.
+`tokenize`, `train`, `evaluate` and `predict`.
 
 Ids: `<PAD>` is always 0 and `<UNK>` always 1 (the notebooks' convention, and what
 `word2idx.pkl` promises); `<BOS>` and `<EOS>` are 2 and 3 when enabled.
@@ -222,7 +222,8 @@ class Tokenizer(ABC):
         return Tokenizer._from_data(data, str(path))
 
     @staticmethod
-    def _from_json_text(text: str, origin: str = "checkpoint") -> Tokenizer:
+    def from_json_text(text: str, origin: str = "checkpoint") -> Tokenizer:
+        """A tokenizer from the text of its JSON file (as a checkpoint carries it); `origin` names it in errors."""
         return Tokenizer._from_data(json.loads(text), origin)
 
     @staticmethod

@@ -41,7 +41,7 @@ class WordTokenizer(Tokenizer):
 
     def tokenize(self, text: str) -> list[str]:
         # normalize() without its whitespace collapsing: the pattern never matches or spans
-        # whitespace, so the pieces are the same, and collapsing took ~40% of tokenizing time.
+        # whitespace, so the pieces are the same, and collapsing was a large share of tokenizing time.
         text = strip_html_breaks(text)
         words = WORD_PATTERN.findall(text.lower() if self.lowercase else text)
         if self._stop:

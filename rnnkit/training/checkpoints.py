@@ -1,10 +1,9 @@
 """Checkpoints: everything needed to rebuild a model and predict, as plain data + tensors.
 
-    checkpoints/<run>/best.pt        model at the lowest validation loss
+    checkpoints/<run>/best.pt        model at the best --monitor value
     checkpoints/<run>/last.pt        model after the last epoch
-    checkpoints/<run>/state.pt       optimizer, epoch and RNG state (kept apart from weights)
     checkpoints/<run>/metrics.jsonl  one line per epoch
-    checkpoints/<run>/curves.png     loss and accuracy per epoch, train and val
+    checkpoints/<run>/curves.png     loss and the headline metric per epoch, train and val
 
 A model checkpoint holds: format version, model name, config (plain dict), state_dict,
 task, label names, the tokenizer (its JSON text, so predict needs nothing else, plus the
@@ -16,7 +15,7 @@ loads with `torch.load(weights_only=True)`.
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,16 @@ from rnnkit.artifacts import (
     torch_save,
 )
 from rnnkit.errors import RnnkitError
+from rnnkit.options import option
 
 TRAIN_FIX = "run `rnnkit train` first"
+
+
+@dataclass
+class RunOptions:
+    """Which trained run a command reads (`rnnkit evaluate`, `ablate-gates`, `predict`)."""
+
+    run: str | None = option(None, "Run name. Default: the latest run.")
 
 
 def model_payload(model, *, name: str, config, task: str, label_names: list[str],
@@ -93,7 +100,7 @@ def decision_of(checkpoint: dict[str, Any]):
 def tokenizer_of(checkpoint: dict[str, Any]):
     from rnnkit.text.base import Tokenizer
 
-    return Tokenizer._from_json_text(checkpoint["tokenizer_json"])
+    return Tokenizer.from_json_text(checkpoint["tokenizer_json"])
 
 
 def run_names(paths: ArtifactPaths) -> list[str]:
@@ -118,9 +125,3 @@ def resolve_run(paths: ArtifactPaths, name: str | None) -> str:
         raise RnnkitError(f"no run named {name!r} in {paths.checkpoints}/ (runs: {known}) — pass --run NAME")
     return name
 
-
-def read_history(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -6,11 +6,22 @@ Every command that runs a model sets these up first (configure_cpu before any co
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from rnnkit.errors import RnnkitError
+from rnnkit.options import option
 
 DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class DeviceOptions:
+    """Where a model trains or runs (`rnnkit train`, `evaluate`, `ablate-gates`, `predict`)."""
+
+    device: str = option("auto", "Where to run: the GPU when torch sees one, or cpu, cuda.",
+                         choices=DEVICES, panel="Device")
+    threads: int | None = option(None, "CPU threads (default: torch's, OMP_NUM_THREADS).", low=1, panel="Device")
 
 
 def resolve_device(name: str):
@@ -32,14 +43,12 @@ def configure_cpu(threads: int | None) -> None:
 
     Why flush denormals: backpropagating through hundreds of recurrent steps shrinks
     gradients geometrically (the vanishing gradient), and once they fall below ~1e-38 they
-    become denormal numbers, which x86 CPUs compute 10-100x slower than normal ones. Measured
-    on this project's CPU (benchmarks/denormals.py, 64 x 200 batches): an nn.LSTM training
-    step took 0.628 s with denormals and 0.136 s flushed, 4.6x. Values that small are far below
+    become denormal numbers, which x86 CPUs compute many times slower than normal ones
+    (benchmarks/denormals.py; BENCHMARKS.md, "Denormal floats"). Values that small are far below
     anything that moves a float32 weight, so flushing them changes no result that matters.
     The flag lives in each thread's floating-point control register and threads inherit it
     from the thread that creates them, so it is set here, before torch's OpenMP pool and
-    rnnkit's inference threads exist. Freed memory is kept for reuse too (keep_freed_memory:
-    bilstm-pool training steps 1.30x faster in fp32, 1.63x in bf16).
+    rnnkit's inference threads exist. Freed memory is kept for reuse too (keep_freed_memory).
     """
     import torch
 
@@ -57,10 +66,8 @@ def keep_freed_memory() -> bool:
     Why: a training step allocates and frees the same large activations (megabytes each)
     every batch. glibc gives allocations above its mmap threshold fresh pages from the
     kernel and hands them back when they are freed, and trims the heap's free top too, so
-    every batch faults in and zeroes its memory anew. Measured on this project's CPU
-    (benchmarks/malloc.py: 33 bilstm-pool training steps on the sample, one thread): 13.71 s
-    against 10.58 s in fp32 (1.30x), 10.16 s against 6.23 s in bf16 (1.63x), the kernel's
-    share falling from 2.85 s to nothing. PyTorch's performance guide
+    every batch faults in and zeroes its memory anew (benchmarks/malloc.py; BENCHMARKS.md,
+    "Tuning on the sample"). PyTorch's performance guide
     suggests jemalloc or tcmalloc for the same reason; raising both thresholds gets the
     effect with the allocator already loaded. The cost: the process keeps its peak memory
     until it exits. Elsewhere (macOS, Windows, musl) this does nothing. Returns whether it

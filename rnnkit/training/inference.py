@@ -2,11 +2,11 @@
 
 Why worker threads. On the CPU a recurrent model's forward pass is a chain of small
 per-step matrix products; spreading each one over several cores (torch's intra-op threads)
-scales badly — on two cores, two intra-op threads gave 1.3x. Two batches computed at once,
-one per core, scale nearly 2x instead: `nn.LSTM`'s whole-sequence forward is one C++ op that
-releases the GIL, so plain Python threads run it in parallel. With `workers > 1` each worker
-computes whole batches with one intra-op thread (torch's thread count is set to 1 while the
-batches run and restored afterwards). BENCHMARKS.md has the figures.
+scales worse than computing several batches at once, one per core: `nn.LSTM`'s
+whole-sequence forward is one C++ op that releases the GIL, so plain Python threads run it
+in parallel. With `workers > 1` each worker computes whole batches with one intra-op thread
+(torch's thread count is set to 1 while the batches run and restored afterwards). The
+figures: BENCHMARKS.md, "Prediction latency and throughput".
 
 Batches are `(index, ids, lengths)`: the rows of the output they fill, their (batch, width)
 ids and real lengths. They may come from a generator — `Predictor` tokenizes the next texts
@@ -15,6 +15,10 @@ logits are written back at their rows, so the order of the input is kept whateve
 the batches finish in.
 
 inference_mode and autocast are thread-local in torch: each worker enters them itself.
+
+`Predictor` is a run's checkpoint alone (it carries model and tokenizer) turned into labels
+and probabilities for new texts; it imports torch and the model zoo, nothing from pandas,
+scikit-learn, gensim or matplotlib, so that `rnnkit predict` starts fast.
 """
 
 from __future__ import annotations
@@ -22,14 +26,29 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from rnnkit.errors import RnnkitError
+from rnnkit.options import option
+from rnnkit.training.device import DeviceOptions
 
 # Batch size at prediction time on the CPU: small batches keep each step's working set in
-# cache (measured: 32 beats 256 by ~1.8x for a BiLSTM-128); GPUs want large ones.
+# cache (BENCHMARKS.md, "Prediction latency and throughput"); GPUs want large ones.
 CPU_BATCH_SIZE = 32
 CUDA_BATCH_SIZE = 256
+
+
+@dataclass
+class InferenceOptions(DeviceOptions):
+    """How many texts a trained model runs on at once (`rnnkit evaluate`, `predict`)."""
+
+    batch_size: int | None = option(None, "Texts per batch. Default: 32 on the CPU (small batches stay in "
+                                    "cache), 256 on CUDA.", low=1, panel="Device")
+    workers: int | None = option(None, "Batches computed at once, one thread each with one CPU thread inside. "
+                                 "Default: one per CPU thread (see --threads) on the CPU, 1 on CUDA.", low=1,
+                                 panel="Device")
+    amp: bool = option(False, "Mixed precision (bf16 on CPU, fp16 on CUDA).", panel="Device")
 
 
 def default_batch_size(device) -> int:
@@ -128,3 +147,115 @@ def predict_logits(model, x, lengths, *, batch_size: int = 256, device=None, amp
     workers = max(1, min(workers, -(-len(lengths) // batch_size)))  # no more workers than batches
     return logits_of_batches(model, sorted_batches(x, lengths, batch_size), len(lengths), device=device,
                              amp=amp, workers=workers)
+
+
+@dataclass
+class Predictor:
+    """A trained run ready to label new texts: its model, tokenizer, task and decision rule."""
+
+    model: Any
+    tokenizer: Any
+    task: str
+    label_names: list[str]
+    run: str
+    device: Any
+    amp: bool = False  # bf16 autocast on CPU, fp16 on CUDA
+    decision: Any = None  # training.metrics.Decision: the run's thresholds (None: 0.5)
+
+    @classmethod
+    def from_run(cls, paths, run: str | None = None, *, which: str = "best", device: str = "auto",
+                 amp: bool = False) -> Predictor:
+        """The run's `which`.pt checkpoint (best or last) on `device`; `run` None: the latest run."""
+        from rnnkit.training import checkpoints
+        from rnnkit.training.device import resolve_device
+
+        run = checkpoints.resolve_run(paths, run)
+        ckpt = checkpoints.load(paths.run_dir(run) / f"{which}.pt")
+        dev = resolve_device(device)
+        return cls(checkpoints.rebuild(ckpt).to(dev), checkpoints.tokenizer_of(ckpt), ckpt["task"],
+                   list(ckpt["label_names"]), run, dev, amp, checkpoints.decision_of(ckpt))
+
+    def probabilities(self, texts: list[str], batch_size: int | None = None, *, workers: int | None = None):
+        """(n, outputs) probabilities, in the order of `texts`.
+
+        Texts are tokenized a chunk at a time, each chunk sorted longest-first and cut into
+        batches padded to their own longest text. `batch_size` None: 32 on the CPU, 256 on
+        CUDA. `workers` None: one per torch CPU thread on the CPU; with more than one, the
+        batches run on worker threads while this thread tokenizes the next chunk.
+        """
+        from rnnkit.training.metrics import probabilities
+
+        batch_size = batch_size or default_batch_size(self.device)
+        # No more workers than batches: a few texts run as one batch over torch's own threads.
+        workers = max(1, min(resolve_workers(workers, self.device), -(-len(texts) // batch_size)))
+        # One worker gains nothing from overlapping: one chunk, sorted over all texts.
+        chunk = len(texts) if workers == 1 else max(64 * batch_size, 1024)
+        logits = logits_of_batches(self.model, self._batches(texts, batch_size, chunk), len(texts),
+                                   device=self.device, amp=self.amp, workers=workers)
+        return probabilities(logits, self.task)
+
+    def _batches(self, texts: list[str], batch_size: int, chunk: int):
+        """(index, ids, lengths) batches, tokenizing `chunk` texts at a time (lazily)."""
+        import torch
+
+        from rnnkit.text.base import PAD_ID, UNK_ID
+
+        for start in range(0, len(texts), chunk):
+            rows = [self.tokenizer.ids(t) or [UNK_ID] for t in texts[start : start + chunk]]
+            order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # longest first, stable
+            for first in range(0, len(order), batch_size):
+                part = order[first : first + batch_size]
+                width = len(rows[part[0]])
+                ids = torch.tensor([rows[i] + [PAD_ID] * (width - len(rows[i])) for i in part], dtype=torch.int64)
+                lengths = torch.tensor([len(rows[i]) for i in part], dtype=torch.int64)
+                yield torch.tensor(part, dtype=torch.int64) + start, ids, lengths
+
+    def predict(self, texts: list[str], *, threshold: float | None = None, top_k: int = 3,
+                batch_size: int | None = None, workers: int | None = None) -> list[dict]:
+        """One dict per text. Binary: label, its probability, both probabilities. Multi-class:
+        label (the most probable class), probability, the `top_k` classes with theirs.
+        Multi-label: the labels that pass their threshold (the run's, fitted on validation,
+        unless `threshold` is given), most probable first, and every probability."""
+        from rnnkit.training.metrics import BINARY, MULTICLASS, decide
+
+        for i, text in enumerate(texts, 1):
+            if not text.strip():
+                raise RnnkitError(f"text {i} is empty — give at least one word to classify")
+        decision = self.decision_for(threshold)
+        probs = self.probabilities(texts, batch_size, workers=workers).numpy()
+        chosen = decide(probs, self.task, decision)
+        results = []
+        for text, p, pick in zip(texts, probs.tolist(), chosen.tolist()):
+            if self.task == BINARY:
+                positive = p[0]
+                results.append({
+                    "text": text,
+                    "label": self.label_names[pick],
+                    "probability": positive if pick else 1.0 - positive,
+                    "probabilities": {self.label_names[0]: 1.0 - positive, self.label_names[1]: positive},
+                })
+            elif self.task == MULTICLASS:
+                ranked = sorted(zip(self.label_names, p), key=lambda item: -item[1])
+                results.append({
+                    "text": text,
+                    "label": self.label_names[pick],
+                    "probability": p[pick],
+                    "top": [{"label": n, "probability": q} for n, q in ranked[:top_k]],
+                    "probabilities": dict(zip(self.label_names, p)),
+                })
+            else:
+                on = sorted((i for i, v in enumerate(pick) if v), key=lambda i: -p[i])
+                results.append({
+                    "text": text,
+                    "labels": [{"label": self.label_names[i], "probability": p[i]} for i in on],
+                    "probabilities": dict(zip(self.label_names, p)),
+                })
+        return results
+
+    def decision_for(self, threshold: float | None):
+        """The run's decision rule, or one cut `threshold` for every label (binary, multi-label)."""
+        from rnnkit.training.metrics import Decision, num_outputs
+
+        if threshold is None:
+            return self.decision
+        return Decision([threshold] * num_outputs(self.task, self.label_names))

@@ -2,9 +2,9 @@
 
 Why two optimizers: the `ngram` model's hashed-bigram table has 2^18 rows, of which one
 batch touches a few thousand. Dense Adam rewrites every row and both its moments at every
-step (3 x 134 MB for 128-d rows), which made that model 6 s per epoch on 2,100 reviews;
-torch's SparseAdam updates only the rows a batch used. Tables built with `sparse=True`
-get sparse gradients and go to SparseAdam; everything else to Adam, as before.
+step (3 x 134 MB for 128-d rows), which dominated that model's epochs; torch's SparseAdam
+updates only the rows a batch used. Tables built with `sparse=True` get sparse gradients and
+go to SparseAdam; everything else to Adam, as before.
 """
 
 from __future__ import annotations

@@ -115,11 +115,19 @@ class SearchSpace:
         return searched + (f"; fixed {fixed}" if fixed else "")
 
 
-def default_space() -> SearchSpace:
-    """The source notebooks' space: hidden size, dropout and a log-uniform learning rate."""
-    return SearchSpace(params=(Param("hidden_dim", choices=(64, 128, 256)),
-                               Param("dropout", low=0.2, high=0.6),
-                               Param("lr", low=1e-4, high=3e-3, log=True)))
+def default_space(model: str | None = None) -> SearchSpace:
+    """The source notebooks' space, fitted to `model`: hidden size (for models that have one),
+    dropout, and a log-uniform learning rate from a tenth to three times the model's default
+    (1e-4 to 3e-3 for the recurrent models, as in the notebooks; 1e-3 to 3e-2 for ngram, whose
+    default is 1e-2)."""
+    from rnnkit.models import get_spec
+
+    spec = get_spec(model) if model is not None else None
+    lr = spec.lr if spec is not None else 1e-3
+    params = [Param("dropout", low=0.2, high=0.6), Param("lr", low=lr / 10, high=lr * 3, log=True)]
+    if spec is None or "hidden_dim" in spec.takes:
+        params.insert(0, Param("hidden_dim", choices=(64, 128, 256)))
+    return SearchSpace(params=tuple(params))
 
 
 def load_space(path: str | Path) -> SearchSpace:

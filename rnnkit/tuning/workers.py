@@ -1,19 +1,19 @@
 """`rnnkit tune --jobs N`: N trials at once, each in a worker process of its own.
 
 Why processes. On a CPU one recurrent trial uses extra cores badly: each time step is a
-small matrix product, and on this project's 2-core machine a bilstm-pool epoch on two
-intra-op threads ran only 1.2-1.6x faster than on one. Two trials side by side, one core
-each, train 2x the epochs in the same time (BENCHMARKS.md, "Tuning on the sample"). Threads
-in one process would not do: they share torch's global random generator, so one trial's
-dropout masks would depend on what the other drew, and a trial would no longer be
-reproducible from its seed. A process per worker keeps every trial exactly what it would be
-alone.
+small matrix product, so a second intra-op thread speeds an epoch up far less than twice,
+while two trials side by side, one core each, train twice the epochs in the same time
+(BENCHMARKS.md, "Tuning on the sample"). Threads in one process would not do: they share
+torch's global random generator, so one trial's dropout masks would depend on what the
+other drew, and a trial would no longer be reproducible from its seed. A process per worker
+keeps every trial exactly what it would be alone.
 
 How it works.
-* The parent has opened the study and checked its settings (study.py). It starts N workers
-  with multiprocessing's spawn (a fresh interpreter: safe with torch's thread pools); each
-  loads dataset.pt and opens the same storage itself. Optuna's storages are made for several
-  processes: the journal file takes a lock for each write, a database has transactions.
+* The parent (the tune stage) has opened the study and checked its settings. It starts N
+  workers with multiprocessing's spawn (a fresh interpreter: safe with torch's thread pools);
+  each loads a Search (tuning/search.py) from the same StudySpec: it loads dataset.pt and
+  opens the same storage itself. Optuna's storages are made for several processes: the
+  journal file takes a lock for each write, a database has transactions.
 * The trials of this call are tickets in a shared counter. A worker takes one before each
   trial and stops when none is left, or once --timeout has passed. So exactly --trials
   trials are added however long each takes, and no worker idles while another still has
@@ -39,24 +39,71 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from rnnkit.errors import RnnkitError
 from rnnkit.training.progress import Quiet
-
-if TYPE_CHECKING:
-    from rnnkit.tuning.study import Search, TuneOptions
+from rnnkit.tuning.search import Search, StudySpec
+from rnnkit.tuning.storage import fail_orphaned_trials
 
 # Seconds a worker may take to stop after SIGTERM (it finishes recording its trial) before
 # it is killed.
 STOP_GRACE = 60.0
+# Memory one CPU worker may hold at its peak, growing over a search as freed memory is kept
+# for reuse (training.device.keep_freed_memory): BENCHMARKS.md, "Tuning on the sample". The
+# default --jobs leaves each worker this much.
+WORKER_MEMORY = 3 << 30
+
+
+def available_memory() -> int | None:
+    """Bytes of memory that new processes can have now, or None where that cannot be asked.
+
+    Linux's MemAvailable counts the page cache the kernel would give back; the free pages
+    alone (sysconf's SC_AVPHYS_PAGES, the fallback on other Unixes) can be a small part of it
+    on a machine that has read large files.
+    """
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def resolve_jobs(jobs: int | None, threads: int | None, device, trials: int, *,
+                 memory: int | None = None) -> tuple[int, int | None]:
+    """(trials trained at once, CPU threads for each) for --jobs and --threads.
+
+    On the CPU, --threads (default: torch's thread count, which follows OMP_NUM_THREADS) is
+    the whole call's budget, and by default each trial gets one of those threads: one
+    recurrent trial uses extra cores badly, side-by-side trials use them fully (see the
+    module's docstring). The default also leaves each worker WORKER_MEMORY of the `memory`
+    free now. On CUDA one trial at a time has the GPU. Never more jobs than trials. (`jobs`
+    is at least 1: the tune stage's Options check it.)
+    """
+    import torch
+
+    budget = threads if threads is not None else torch.get_num_threads()
+    if jobs is None:
+        jobs = 1 if device.type == "cuda" else budget
+        if device.type == "cpu" and memory is not None:
+            jobs = min(jobs, max(1, memory // WORKER_MEMORY))
+    jobs = max(1, min(jobs, trials))
+    if jobs == 1:
+        return 1, threads
+    return jobs, max(1, budget // jobs) if device.type == "cpu" else threads
 
 
 @dataclass
 class WorkerSpec:
     index: int  # 0-based; shown 1-based
     root: str  # the artifacts folder
-    options: TuneOptions
+    study: StudySpec
+    input_hashes: dict[str, str]  # the inputs as the parent checked them
     threads: int | None  # CPU threads of this worker
     parent: int  # the parent's pid
     deadline: float | None  # time.time() after which no trial starts (--timeout)
@@ -125,9 +172,9 @@ def worker_main(spec: WorkerSpec, tickets, events) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         from rnnkit.artifacts import artifact_paths
-        from rnnkit.tuning.study import Search
 
-        search = Search.load(artifact_paths(spec.root), spec.options, threads=spec.threads)
+        search = Search.load(artifact_paths(spec.root), spec.study, input_hashes=spec.input_hashes,
+                             threads=spec.threads)
         search.open_study(create=False)
         while _take_ticket(tickets, spec.deadline):
             search.run(1, progress=QueueProgress(events, spec.index),
@@ -212,8 +259,10 @@ class Board:
             self.bar.update(task, description=f"{name}: {kind}", stats="")
 
 
-def run(search: Search, *, jobs: int, threads: int | None, on_trial: Callable | None = None) -> None:
-    """Add `search.options.trials` trials to the study with `jobs` worker processes.
+def run(search: Search, *, trials: int, timeout: float | None, jobs: int, threads: int | None,
+        on_trial: Callable | None = None) -> None:
+    """Add `trials` trials to `search`'s study with `jobs` worker processes (none starts after
+    `timeout` seconds).
 
     A worker killed from outside (the kernel's out-of-memory killer, say) says nothing: it is
     noticed by its exit code, its trial is marked FAIL and the others take its tickets. If
@@ -221,14 +270,13 @@ def run(search: Search, *, jobs: int, threads: int | None, on_trial: Callable | 
     """
     import multiprocessing
 
-    options = search.options
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    tickets = context.Value("i", options.trials)
-    deadline = None if options.timeout is None else time.time() + options.timeout
+    tickets = context.Value("i", trials)
+    deadline = None if timeout is None else time.time() + timeout
     procs = [context.Process(target=worker_main, name=f"rnnkit-tune-{i + 1}",
-                             args=(WorkerSpec(i, str(search.paths.root), options, threads, os.getpid(), deadline),
-                                   tickets, events))
+                             args=(WorkerSpec(i, str(search.paths.root), search.spec, search.input_hashes, threads,
+                                              os.getpid(), deadline), tickets, events))
              for i in range(jobs)]
     for proc in procs:
         proc.start()
@@ -263,8 +311,6 @@ def run(search: Search, *, jobs: int, threads: int | None, on_trial: Callable | 
         if proc.is_alive():
             proc.kill()
     if died:
-        from rnnkit.tuning.storage import fail_orphaned_trials
-
         fail_orphaned_trials(search.study)
         if len(died) == jobs:
             raise RnnkitError(f"every tuning worker died ({', '.join(died)}), {tickets.value} trial(s) not run — "

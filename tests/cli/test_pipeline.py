@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import torch
-from support import TINY_CNN, TINY_TOKENIZE, TINY_TRAIN, ok, run_cli
+from support import TINY_CNN, TINY_TOKENIZE, ok, run_cli
 
 from rnnkit.text.dataset import load_word2idx
 

@@ -1,8 +1,8 @@
 import pytest
 
 from rnnkit.errors import RnnkitError
-from rnnkit.models import ModelConfig
-from rnnkit.models.sizing import non_embedding_parameters, resolve_hidden_dim
+from rnnkit.models import ModelConfig, build_model
+from rnnkit.models.sizing import count_parameters, non_embedding_parameters, resolve_hidden_dim
 
 CONFIG = ModelConfig(vocab_size=500, num_outputs=1, embedding_dim=32)
 
@@ -28,3 +28,13 @@ def test_budget_and_bad_specs():
         resolve_hidden_dim("lots", "gru", CONFIG)
     with pytest.raises(RnnkitError, match="unknown model"):
         resolve_hidden_dim("match:transformer", "gru", CONFIG)
+
+
+def test_one_count_of_parameters_with_and_without_the_embedding():
+    model = build_model("lstm", ModelConfig(**{**CONFIG.to_dict(), "hidden_dim": 8}))
+    total, without = count_parameters(model)
+    assert total == sum(p.numel() for p in model.parameters())
+    assert total - without == 500 * 32  # the embedding table: vocabulary x embedding size
+    model.embedding.weight.requires_grad_(False)  # frozen (--freeze-embeddings-epochs): still counted
+    assert count_parameters(model) == (total, without)
+    assert non_embedding_parameters("lstm", ModelConfig(**{**CONFIG.to_dict(), "hidden_dim": 8})) == without

@@ -7,9 +7,9 @@ import torch
 
 from rnnkit.errors import RnnkitError
 from rnnkit.models import ModelConfig, build_model
-from rnnkit.predict import Predictor
 from rnnkit.text.word import WordTokenizer
 from rnnkit.training import inference
+from rnnkit.training.inference import Predictor
 
 CPU = torch.device("cpu")
 

@@ -5,8 +5,8 @@ import torch
 
 from rnnkit.errors import RnnkitError
 from rnnkit.models import ModelConfig, build_model
-from rnnkit.text.embeddings import Pretrained, init_embedding
 from rnnkit.stages.train import Options as TrainOptions
+from rnnkit.text.embeddings import Pretrained, init_embedding
 from rnnkit.training.loop import LoopOptions, fit
 
 

@@ -1,4 +1,4 @@
-"""`rnnkit tune`: search, resume, interruption, concurrent workers, bad search spaces.
+"""`rnnkit tune` (rnnkit/stages/tune.py): search, resume, interruption, concurrent workers, bad input.
 
 Every search trains tiny models (embedding 16, hidden 8 or 12, one epoch per trial; 32 and
 48 where a trial must last long enough to be interrupted) on the sample tokenized to 64
@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 from support import ok, run_cli, snapshot
 
-from rnnkit import tuning
-from rnnkit.errors import RnnkitError
+from rnnkit.tuning.storage import journal_path, open_storage, pid_alive
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_SPACE = """\
 embedding_dim = 16
 hidden_dim = { choices = [8, 12] }
@@ -53,9 +52,9 @@ def load_trials(root: Path, study: str, url: str | None = None):
 
     from rnnkit.artifacts import artifact_paths
 
-    if url is None and not tuning.journal_path(artifact_paths(root), study).exists():
+    if url is None and not journal_path(artifact_paths(root), study).exists():
         raise KeyError(f"no journal for {study}")  # (opening it would create it)
-    storage = tuning.open_storage(artifact_paths(root), url, study)
+    storage = open_storage(artifact_paths(root), url, study)
     return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
 
 
@@ -78,8 +77,8 @@ def test_tune_writes_summary_plots_and_tuned_run_then_resumes(pipeline_copy, spa
     def no_tokenizing(*args, **kwargs):
         raise AssertionError("a trial re-tokenized")
 
-    monkeypatch.setattr(dataset, "tokenize_dataset", no_tokenizing)
     monkeypatch.setattr(dataset, "build_tokenizer", no_tokenizing)
+    monkeypatch.setattr(dataset, "encode", no_tokenizing)
     args = tune_args(pipeline_copy, space_file, "t", trials=2, final_epochs=1)
 
     first = ok(args)
@@ -114,7 +113,7 @@ def test_tune_writes_summary_plots_and_tuned_run_then_resumes(pipeline_copy, spa
     trials = load_trials(pipeline_copy, "t")
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state.name == "COMPLETE" for t in trials)
-    assert "4 trials, 2 new" in second.output
+    assert "4 trials, 2 new" in " ".join(second.output.split())  # (the table's title wraps with the path)
 
 
 def test_amp_is_a_setting_of_the_call_not_of_the_study(pipeline_copy, space_file):
@@ -144,22 +143,6 @@ def test_tune_refuses_to_resume_a_study_with_other_settings(pipeline_copy, space
     result = run_cli(tune_args(pipeline_copy, space_file, "nope", trials=0))
     assert result.exit_code == 2 and "no study 'nope'" in result.output
     assert not (pipeline_copy / "tune" / "nope.journal").exists()
-
-
-def test_median_pruner_judges_no_trial_on_its_first_epoch():
-    import optuna
-
-    study = optuna.create_study(direction="maximize", pruner=tuning.make_pruner("median", 3))
-    for _ in range(5):  # the start-up trials: good at every epoch
-        trial = study.ask()
-        for epoch, value in ((1, 0.7), (2, 0.8), (3, 0.85)):
-            trial.report(value, epoch)
-        study.tell(trial, 0.85)
-    trial = study.ask()
-    trial.report(0.5, 1)  # at chance after one epoch: no verdict yet
-    assert not trial.should_prune()
-    trial.report(0.55, 2)
-    assert trial.should_prune()
 
 
 # --------------------------------------------------------------------------- interruption
@@ -276,28 +259,10 @@ def test_two_workers_share_one_study(pipeline_copy, space_file, backend):
 
         from rnnkit.artifacts import artifact_paths
 
-        optuna.delete_study(study_name=study, storage=tuning.open_storage(artifact_paths(pipeline_copy),
-                                                                          POSTGRES_URL, study))
+        optuna.delete_study(study_name=study, storage=open_storage(artifact_paths(pipeline_copy), POSTGRES_URL, study))
 
 
 # --------------------------------------------------------------------------- --jobs: worker processes
-
-
-def test_jobs_split_the_budget_of_threads():
-    import torch
-
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert tuning.resolve_jobs(None, 1, cpu, 15) == (1, 1)  # --threads 1: one trial at a time, in process
-    assert tuning.resolve_jobs(None, 4, cpu, 15) == (4, 1)  # one trial per thread
-    assert tuning.resolve_jobs(None, 4, cpu, 2) == (2, 2)  # never more jobs than trials
-    assert tuning.resolve_jobs(2, 8, cpu, 15) == (2, 4)
-    assert tuning.resolve_jobs(None, None, cuda, 15) == (1, None)  # the GPU takes one trial at a time
-    gib = 1 << 30
-    assert tuning.resolve_jobs(None, 8, cpu, 15, memory=7 * gib) == (2, 4)  # 3 GiB for each worker
-    assert tuning.resolve_jobs(None, 8, cpu, 15, memory=gib) == (1, 8)
-    assert tuning.resolve_jobs(4, 8, cpu, 15, memory=gib) == (4, 2)  # asked for: as asked
-    with pytest.raises(RnnkitError, match="--jobs 0 must be at least 1"):
-        tuning.resolve_jobs(0, None, cpu, 15)
 
 
 def test_jobs_train_trials_side_by_side_in_worker_processes(pipeline_copy, tmp_path):
@@ -339,9 +304,9 @@ def test_jobs_workers_end_with_their_parent(pipeline_copy, tmp_path):
         finally:
             proc.kill()
         gone = time.monotonic() + 10
-        while any(tuning.storage.pid_alive(pid) for pid in pids) and time.monotonic() < gone:
+        while any(pid_alive(pid) for pid in pids) and time.monotonic() < gone:
             time.sleep(0.05)
-        assert not any(tuning.storage.pid_alive(pid) for pid in pids), "a worker outlived its parent"
+        assert not any(pid_alive(pid) for pid in pids), "a worker outlived its parent"
         if sig == signal.SIGINT:
             assert proc.returncode == 130 and "interrupted: the study keeps its" in output, output
             now = states(pipeline_copy, study)
@@ -402,6 +367,20 @@ def test_bad_space_is_one_line_and_writes_nothing(pipeline_copy, tmp_path, conte
     assert snapshot(pipeline_copy) == before
 
 
+@pytest.mark.parametrize("extra, match", [
+    (["--jobs", 0], "--jobs 0 must be >= 1"),
+    (["--metric", "val_f1"], "--metric 'val_f1' must be one of: val_loss"),
+    (["--study", "a b"], "--study 'a b' — use up to 90 letters"),
+    (["--metric", "val_micro_f1"], "--metric val_micro_f1 does not apply to a binary task"),
+], ids=["jobs", "metric", "study", "metric-of-task"])
+def test_bad_option_is_one_line_and_writes_nothing(pipeline_copy, space_file, extra, match):
+    before = snapshot(pipeline_copy)
+    result = run_cli(tune_args(pipeline_copy, space_file, "bad", trials=1, extra=extra))
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and match in lines[0], result.output
+    assert snapshot(pipeline_copy) == before
+
+
 def test_unreachable_database_is_one_line_without_the_password(pipeline_copy, space_file):
     url = "postgresql://rnnkit:s3cret@127.0.0.1:1/nowhere"
     result = run_cli(tune_args(pipeline_copy, space_file, "db", trials=1, extra=["--storage", url]))
@@ -410,16 +389,36 @@ def test_unreachable_database_is_one_line_without_the_password(pipeline_copy, sp
     assert "s3cret" not in result.output and "127.0.0.1:1" in result.output
 
 
-def test_example_space_file_loads(tmp_path):
-    space = tuning.load_space(REPO / "docs" / "space.example.toml")
-    assert {p.name for p in space.params} >= {"hidden_dim", "dropout", "lr"}
-    default = tuning.default_space().to_dict()["search"]
-    assert default == {"hidden_dim": {"choices": [64, 128, 256]}, "dropout": {"low": 0.2, "high": 0.6},
-                       "lr": {"low": 1e-4, "high": 3e-3, "log": True}}
-
-
 def test_tune_help_does_not_import_heavy_modules():
     code = ("import sys\nfrom rnnkit.cli import app\ntry:\n    app(['tune', '--help'])\nexcept SystemExit:\n    pass\n"
             "print('HEAVY', [m for m in ('torch', 'optuna', 'pandas', 'sqlalchemy') if m in sys.modules])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
+
+
+def test_the_default_space_fits_the_model():
+    from rnnkit.tuning.space import default_space
+
+    cnn = {p.name: p for p in default_space("cnn").params}
+    assert "hidden_dim" not in cnn and set(cnn) == {"dropout", "lr"}
+    ngram_lr = {p.name: p for p in default_space("ngram").params}["lr"]
+    assert (ngram_lr.low, ngram_lr.high) == pytest.approx((1e-3, 3e-2))
+    lstm = {p.name: p for p in default_space("bilstm-pool").params}
+    assert lstm["hidden_dim"].choices == (64, 128, 256)
+    assert (lstm["lr"].low, lstm["lr"].high) == pytest.approx((1e-4, 3e-3))  # the notebooks' range
+
+
+def test_a_space_searching_what_the_model_does_not_take_is_refused(tmp_path):
+    from rnnkit.errors import RnnkitError
+    from rnnkit.stages.tune import check_space_fits_model
+    from rnnkit.tuning.space import load_space
+
+    path = tmp_path / "space.toml"
+    path.write_text("hidden_dim = { choices = [64, 128] }\nchannels = 100\n", encoding="utf-8")
+    with pytest.raises(RnnkitError, match="hidden_dim does not apply to model 'cnn'"):
+        check_space_fits_model(load_space(path), "cnn")
+    with pytest.raises(RnnkitError, match="channels does not apply to model 'bilstm-pool'"):
+        check_space_fits_model(load_space(path), "bilstm-pool")
+    path.write_text('model = { choices = ["cnn", "gru"] }\nhidden_dim = { choices = [64, 128] }\n',
+                    encoding="utf-8")
+    check_space_fits_model(load_space(path), "cnn")  # a mixed search: each trial takes what its model uses

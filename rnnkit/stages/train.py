@@ -8,22 +8,36 @@ replaced by a half-finished one. The run is recorded in the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
+import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rnnkit.artifacts import ArtifactPaths, Manifest, write_text
+from rnnkit.artifacts import ArtifactPaths, Manifest, torch_load, torch_save, write_text
 from rnnkit.errors import RnnkitError
 from rnnkit.models.config import ModelOptions
-from rnnkit.options import option
+from rnnkit.options import defaults, option
 from rnnkit.training import checkpoints
 from rnnkit.training.device import DeviceOptions, configure_cpu, resolve_device
 from rnnkit.training.loop import MONITORS, LoopOptions, describe_schedule, fit, resolve_options
 from rnnkit.training.metrics import MULTILABEL, headline
+from rnnkit.training.run_config import (
+    CONFIG_FILE,
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    RUNNING,
+    STATE_FILE,
+    read_config,
+    versions,
+    write_config,
+)
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -38,6 +52,12 @@ class Options(LoopOptions, ModelOptions, DeviceOptions):
     name: str | None = option(None, "Run name. Default: <model>-<date>-<time>.", panel="Run")
     force: bool = option(False, "Replace an existing run of this --name (once the new one has finished).",
                          panel="Run")
+    config: str | None = option(None, "Start from the settings of a run's config.json or a study's "
+                                "best_params.json; options given on the command line override them.",
+                                metavar="FILE", panel="Run")
+    resume: str | None = option(None, "Continue the interrupted run NAME from its last finished epoch, with its "
+                                "own settings (only --device and --threads may change).", metavar="NAME",
+                                panel="Run")
 
     def check(self, given: set[str] | None = None) -> None:
         """Every value in range; with `given` (the options the user typed), none that the model ignores."""
@@ -62,8 +82,12 @@ class Result:
     seconds_per_epoch: float
 
 
-def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -> Result:
-    """Train a model as `options` say; `given`: the options the user typed (see Options.check)."""
+def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None, *,
+        on_epoch_end: Callable[[int, dict], None] | None = None) -> Result:
+    """Train a model as `options` say; `given`: the options the user typed (see Options.check;
+    None: those that differ from their defaults). `on_epoch_end(epoch, record)` runs after each
+    epoch's files are written (a progress hook; raising KeyboardInterrupt there stops the run
+    as Ctrl-C does)."""
     import torch
 
     from rnnkit.console import err_console
@@ -71,13 +95,23 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -
     from rnnkit.models.sizing import count_parameters
     from rnnkit.text.dataset import load_dataset, load_word2idx
 
+    if given is None:
+        default = defaults(Options)
+        given = {name for name, value in asdict(options).items() if value != default[name]}
+    resumed = None
+    if options.resume is not None:
+        options, resumed = _resumed_options(paths, options, given)
+    elif options.config is not None:
+        options = _options_with_config(options, given)
+        default = defaults(Options)
+        given = given | {name for name, value in asdict(options).items() if value != default[name]}
     spec = get_spec(options.model)  # unknown model: fail before any work
     options.check(given)
     configure_cpu(options.threads)
     manifest = Manifest(paths)
     input_hashes = manifest.verify([paths.dataset, paths.tokenizer, paths.word2idx], produced_by="tokenize",
                                    rerun="rnnkit tokenize")
-    name = _run_name(paths, options.name, options.model, options.force)
+    name = options.resume or _run_name(paths, options.name, options.model, options.force)
     data = load_dataset(paths, manifest=manifest, check_lineage=False)
     vocab = load_word2idx(paths)
     if len(vocab) != int(data["vocab_size"]):
@@ -90,6 +124,7 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -
                                          input_hashes[paths.rel(paths.tokenizer)])
         input_hashes = {**input_hashes, **pretrained.input_hashes}
 
+    given_options = options
     options = resolve_options(options, data, default_lr=spec.lr)
     device = resolve_device(options.device)
     torch.manual_seed(options.seed)
@@ -97,17 +132,34 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -
     model = build_model(options.model, config)
     embeddings_info = apply_pretrained(model, pretrained, options, pad_id=config.pad_id)
     model = model.to(device)
+    dataset_sha = input_hashes[paths.rel(paths.dataset)]
+    final_dir = paths.run_dir(name)
+    work_dir = paths.checkpoints / f".{name}.partial"
+    state = None
+    if resumed is not None:
+        state = _restore(paths, name, resumed, work_dir, final_dir, model, dataset_sha, device)
     n_params, _ = count_parameters(model)
     err_console.print(f"run [bold]{name}[/]: {options.model} ({describe_model(spec, config)}), {n_params:,} "
                       f"parameters, {len(data['y_train']):,} train / {len(data['y_val']):,} val, device {device}",
                       highlight=False)
     err_console.print(f"schedule: {describe_schedule(options, data)}", highlight=False)
-
-    final_dir = paths.run_dir(name)
-    work_dir = paths.checkpoints / f".{name}.partial"
-    shutil.rmtree(work_dir, ignore_errors=True)
-    work_dir.mkdir(parents=True)
-    dataset_sha = input_hashes[paths.rel(paths.dataset)]
+    if state is not None:
+        err_console.print(f"resuming run {name} after epoch {state['epoch']} of {options.epochs}", highlight=False)
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        work_dir.mkdir(parents=True)
+    run_config = {
+        "run": name, "status": RUNNING, "pid": os.getpid(), "options": asdict(given_options),
+        "resolved": {k: getattr(options, k) for k in ("lr", "epochs", "patience", "monitor")},
+        "model": options.model, "model_config": config.to_dict(), "task": data["task"],
+        "label_names": list(data["label_names"]), "seed": options.seed, "versions": versions(),
+        "data": {"dataset_sha256": dataset_sha, "tokenizer_sha256": input_hashes[paths.rel(paths.tokenizer)]},
+        "epochs_run": 0, "best_epoch": None, "best": None,
+        **({"created": resumed["created"]} if resumed is not None and "created" in resumed else {}),
+    }
+    if state is not None:
+        _progress_of(run_config, state["history"], options.monitor)
+    write_config(work_dir, run_config)
 
     def payload(epoch: int, record: dict, decision) -> dict:
         return checkpoints.model_payload(
@@ -119,23 +171,39 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -
     def on_best(epoch: int, record: dict, decision) -> None:
         checkpoints.save(work_dir / "best.pt", payload(epoch, record, decision))
 
-    history: list[dict] = []
+    history: list[dict] = list(state["history"]) if state is not None else []
 
-    def on_epoch_end(epoch: int, record: dict, decision) -> None:
+    def epoch_end(epoch: int, record: dict, decision) -> None:
         history.append(record)
         checkpoints.save(work_dir / "last.pt", payload(epoch, record, decision))
         write_text(work_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
+    def on_state(training_state: dict) -> None:
+        # After last.pt: state.pt never runs ahead of the weights it continues from.
+        torch_save(work_dir / STATE_FILE, training_state)
+        write_config(work_dir, _progress_of(run_config, history, options.monitor))
+        if on_epoch_end is not None:
+            on_epoch_end(training_state["epoch"], history[-1])
+
     try:
-        result = fit(model, data, options, device=device, on_epoch_end=on_epoch_end, on_best=on_best)
-    except BaseException:
+        with _sigterm_as_interrupt():
+            result = fit(model, data, options, device=device, on_epoch_end=epoch_end, on_best=on_best,
+                         on_state=on_state, resume=state)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
         if (work_dir / "best.pt").exists() and history:
+            run_config["status"] = INTERRUPTED if interrupted else FAILED
+            write_config(work_dir, run_config)
             _finish_run(paths, manifest, work_dir, final_dir, name, options, config, input_hashes,
                         history, data["task"], interrupted=True)
-            err_console.print(f"interrupted: kept the {len(history)} finished epoch(s) in {final_dir}")
+            how = "interrupted" if interrupted else "failed"
+            err_console.print(f"{how}: kept the {len(history)} finished epoch(s) in {final_dir} — continue with "
+                              f"`rnnkit train --resume {name}`", highlight=False)
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
         raise
+    run_config["status"] = FINISHED
+    write_config(work_dir, run_config)
     _finish_run(paths, manifest, work_dir, final_dir, name, options, config, input_hashes,
                 history, data["task"], interrupted=False)
     best = result.history[result.best_epoch - 1]
@@ -248,9 +316,130 @@ def _finish_run(paths, manifest, work_dir: Path, final_dir: Path, name: str, opt
         final_dir.rename(old)
     work_dir.rename(final_dir)
     shutil.rmtree(old, ignore_errors=True)
-    outputs = [final_dir / f for f in ("best.pt", "last.pt", "metrics.jsonl", "curves.png")]
+    outputs = [final_dir / f for f in ("best.pt", "last.pt", "metrics.jsonl", "curves.png", CONFIG_FILE)]
     params = {**asdict(options), "model_config": config.to_dict(), "interrupted": interrupted}
     manifest.record(f"train/{name}", params=params, outputs=outputs, input_hashes=input_hashes)
+
+
+def _progress_of(run_config: dict, history: list[dict], monitor: str) -> dict:
+    """run_config with the epochs so far and the best of them (by `monitor`, as fit picks it)."""
+    finite = [h for h in history if math.isfinite(h[monitor])]
+    if finite:
+        sign = 1.0 if MONITORS[monitor] == "maximize" else -1.0
+        best = max(finite, key=lambda h: (sign * h[monitor], -h["val_loss"]))
+        run_config.update(best_epoch=best["epoch"], best={k: v for k, v in best.items() if k.startswith("val_")})
+    run_config["epochs_run"] = len(history)
+    return run_config
+
+
+def _options_with_config(options: Options, given: set[str]) -> Options:
+    """--config FILE: its settings, then the options the user gave on top."""
+    from dataclasses import fields, replace
+
+    from rnnkit.training.run_config import options_from_file
+
+    saved = options_from_file(Path(options.config))
+    names = {f.name for f in fields(Options)}
+    unknown = sorted(set(saved) - names)
+    if unknown:
+        raise RnnkitError(f"--config {options.config}: unknown setting(s) {', '.join(unknown[:5])} — it must be a "
+                          f"run's config.json or a study's best_params.json")
+    # Where and as what the run is made stays this command's: not the file's name, device or threads.
+    own = {"name", "force", "config", "resume", "device", "threads"}
+    taken = {k: v for k, v in saved.items() if k not in own and k not in given}
+    if "kernel_sizes" in taken and taken["kernel_sizes"] is not None:
+        taken["kernel_sizes"] = tuple(taken["kernel_sizes"])
+    return replace(options, **taken)
+
+
+def _resumed_options(paths: ArtifactPaths, options: Options, given: set[str]) -> tuple[Options, dict]:
+    """--resume NAME: the run's own options (from its config.json), with this call's device and threads."""
+    from dataclasses import replace
+
+    name = options.resume
+    extra = sorted(given - {"resume", "device", "threads"})
+    if extra:
+        flags = ", ".join("--" + g.replace("_", "-") for g in extra)
+        raise RnnkitError(f"--resume {name} continues the run with its own settings — drop {flags} (only --device "
+                          f"and --threads may change), or train a new run")
+    saved = None
+    for folder in (paths.checkpoints / f".{name}.partial", paths.run_dir(name)):
+        saved = read_config(folder) if folder.is_dir() else None
+        if saved is not None:
+            break
+    if saved is None:
+        raise RnnkitError(f"no interrupted run {name!r} in {paths.checkpoints}/ — see `rnnkit runs`, or train a new "
+                          f"run with `rnnkit train --name {name}`")
+    if saved["status"] == FINISHED:
+        raise RnnkitError(f"run {name!r} has finished — nothing to resume; train a new run or "
+                          f"`rnnkit train --name {name} --force` to replace it")
+    if saved["status"] == RUNNING and _alive(saved.get("pid")):
+        raise RnnkitError(f"run {name!r} is still being trained (process {saved['pid']}) — wait for it or stop "
+                          f"it first")
+    kept = {k: v for k, v in saved["options"].items() if k not in ("name", "force", "config", "resume")}
+    if kept.get("kernel_sizes") is not None:
+        kept["kernel_sizes"] = tuple(kept["kernel_sizes"])
+    resumed = replace(Options(**kept), name=name, resume=name, device=options.device, threads=options.threads)
+    return resumed, saved
+
+
+def _alive(pid) -> bool:
+    """Whether process `pid` still runs on this machine (a run killed with SIGKILL says "running")."""
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _restore(paths: ArtifactPaths, name: str, saved: dict, work_dir: Path, final_dir: Path, model,
+             dataset_sha: str, device) -> dict:
+    """Put the interrupted run's files in `work_dir`, load its last weights into `model`, and
+    return the training state of that epoch (state.pt)."""
+    if saved["data"]["dataset_sha256"] != dataset_sha:
+        raise RnnkitError(f"run {name!r} was trained on another dataset.pt than the one in {paths.root}/ — it "
+                          f"cannot be resumed on this one; train a new run")
+    if not work_dir.is_dir():  # an interrupted run was swapped into place: continue on a copy of it
+        shutil.copytree(final_dir, work_dir)
+    last_path, state_path = work_dir / "last.pt", work_dir / STATE_FILE
+    if not last_path.exists() or not state_path.exists():
+        raise RnnkitError(f"run {name!r} has no training state to resume from ({STATE_FILE}: it was trained before "
+                          f"--resume existed, or no epoch finished) — train it again")
+    last = checkpoints.load(last_path)
+    state = torch_load(state_path, what=STATE_FILE, fix=f"train run {name!r} again")
+    if state.get("epoch") != last.get("epoch"):
+        raise RnnkitError(f"run {name!r}: {STATE_FILE} (epoch {state.get('epoch')}) and last.pt (epoch "
+                          f"{last.get('epoch')}) disagree — train it again")
+    model.load_state_dict(last["state_dict"])
+    model.to(device)
+    # The history the files hold from that epoch on is what the continued run appends to.
+    state["history"] = state["history"][: state["epoch"]]
+    return state
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a scheduler's or `kill`'s stop) ends training as Ctrl-C does: the finished epochs
+    are kept and the run can be resumed. Only in the main thread, where signals are delivered."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_name(paths: ArtifactPaths, name: str | None, model: str, force: bool) -> str:

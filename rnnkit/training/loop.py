@@ -204,12 +204,18 @@ def train_step(model, batch, optimizers, *, task: str, device, amp: bool = False
 def fit(model, data: dict, options: LoopOptions, *, device,
         on_epoch_end: Callable[[int, dict, Decision], None] | None = None,
         on_best: Callable[[int, dict, Decision], None] | None = None,
+        on_state: Callable[[dict], None] | None = None, resume: dict | None = None,
         progress=True) -> FitResult:
     """Train `model` on data["X_train"...], validating on data["X_val"...] after each epoch.
 
     `on_epoch_end(epoch, record, decision)` runs after every epoch (tuning reports to Optuna
     there and may raise to prune); `on_best(epoch, record, decision)` when the monitored
     validation metric reaches a new best; `decision` is the epoch's decision rule.
+    `on_state(state)` gets, after every epoch, everything a later fit needs to continue from
+    there exactly (optimizers, schedule, random generators, early-stopping state, history);
+    `resume=state` is that continuation: with the model's weights of that same epoch and the
+    same options and data, the epochs that follow are those of an uninterrupted fit, bit for
+    bit on the CPU.
     `progress`: True for rich bars on stderr, False for none, or a reporter
     (training/progress.py). Automatic options (lr, epochs, patience, monitor) are resolved
     here from the model and the data (resolve_options).
@@ -244,8 +250,26 @@ def fit(model, data: dict, options: LoopOptions, *, device,
     # Frozen = no gradient: the embedding's grad stays None, which Adam and clipping skip; from
     # epoch freeze + 1 on it gets gradients and Adam starts its moments for it then.
     embedding = model.embedding.weight if freeze else None
+    first = 1
+    if resume is not None:
+        optimizers.load_state_dict(resume["optimizers"])
+        generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        if resume.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resume["cuda_rng"])
+        best_value, stale = tuple(resume["best_value"]), resume["stale"]
+        result.best_epoch, result.history, times = resume["best_epoch"], list(resume["history"]), list(resume["times"])
+        first = resume["epoch"] + 1
+
+    def state(epoch: int) -> dict:
+        return {"epoch": epoch, "optimizers": optimizers.state_dict(), "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "best_value": list(best_value), "stale": stale, "best_epoch": result.best_epoch,
+                "history": result.history, "times": times}
+
     with progress_.resolve(progress) as report, _restore_requires_grad(embedding):
-        for epoch in range(1, options.epochs + 1):
+        for epoch in range(first, options.epochs + 1):
             started = time.perf_counter()
             model.train()
             if embedding is not None:
@@ -292,11 +316,13 @@ def fit(model, data: dict, options: LoopOptions, *, device,
                 stale += 1
             if on_epoch_end:
                 on_epoch_end(epoch, record, decision)
+            if on_state:
+                on_state(state(epoch))
             if options.patience and stale >= options.patience and epoch < options.epochs:
                 report.note(f"early stop: {options.monitor} has not improved for {stale} epochs")
                 result.stopped_early = True
                 break
-    result.seconds_per_epoch = sum(times) / len(times)
+    result.seconds_per_epoch = sum(times) / len(times) if times else 0.0
     return result
 
 

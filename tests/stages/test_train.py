@@ -1,0 +1,144 @@
+"""The train stage's run folders: config.json, --config, and --resume after Ctrl-C, SIGTERM or SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from support import TINY_TRAIN, ok, run_cli
+
+from rnnkit.artifacts import artifact_paths
+from rnnkit.errors import RnnkitError
+from rnnkit.stages.train import Options, run
+from rnnkit.training.run_config import read_config
+
+# Small, and with what resuming must restore: dropout (the global RNG), batch order (its own
+# generator), Adam's moments, the warm-up + cosine schedule and early-stopping state.
+TINY = dict(embedding_dim=16, hidden_dim=8, batch_size=64, epochs=3, patience=0, threads=1, seed=3)
+
+
+def weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+def stop_after(epoch: int):
+    def hook(done: int, record: dict) -> None:
+        if done == epoch:
+            raise KeyboardInterrupt
+
+    return hook
+
+
+@pytest.mark.parametrize("model", ["bilstm-pool", "ngram"])
+def test_resume_after_ctrl_c_gives_the_weights_of_an_uninterrupted_run(pipeline_copy, model):
+    paths = artifact_paths(pipeline_copy)
+    settings = {**TINY, "model": model}
+    if model == "ngram":
+        settings.pop("hidden_dim")  # the ngram model takes no hidden size
+    run(paths, Options(**settings, name="whole"))
+    with pytest.raises(KeyboardInterrupt):
+        run(paths, Options(**settings, name="cut"), on_epoch_end=stop_after(1))
+    cut = read_config(paths.run_dir("cut"))
+    assert cut["status"] == "interrupted" and cut["epochs_run"] == 1
+    result = run(paths, Options(resume="cut"), {"resume"})
+    assert result.epochs_run == 3
+    assert_same_weights(paths.run_dir("whole") / "last.pt", paths.run_dir("cut") / "last.pt")
+    assert_same_weights(paths.run_dir("whole") / "best.pt", paths.run_dir("cut") / "best.pt")
+    whole = read_config(paths.run_dir("whole"))
+    resumed = read_config(paths.run_dir("cut"))
+    assert resumed["status"] == "finished" and resumed["epochs_run"] == 3
+    assert resumed["best"] == whole["best"] and resumed["best_epoch"] == whole["best_epoch"]
+    history = [json.loads(line) for line in (paths.run_dir("cut") / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_resume_after_sigkill_gives_the_weights_of_an_uninterrupted_run(pipeline_copy):
+    paths = artifact_paths(pipeline_copy)
+    run(paths, Options(**TINY, name="whole"))
+    # A process killed outright after its first epoch: no handler runs, the run stays in
+    # checkpoints/.killed.partial/ with config.json saying "running".
+    script = textwrap.dedent(f"""
+        import os, signal
+        from rnnkit.artifacts import artifact_paths
+        from rnnkit.stages.train import Options, run
+
+        def kill(epoch, record):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        run(artifact_paths({str(pipeline_copy)!r}), Options(**{TINY!r}, name="killed"), on_epoch_end=kill)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == -9, done.stderr
+    partial = paths.checkpoints / ".killed.partial"
+    assert read_config(partial)["status"] == "running" and not paths.run_dir("killed").exists()
+    result = ok(["train", "--resume", "killed", "--artifacts", pipeline_copy])
+    assert "resuming run killed after epoch 1 of 3" in result.output
+    assert_same_weights(paths.run_dir("whole") / "last.pt", paths.run_dir("killed") / "last.pt")
+    assert read_config(paths.run_dir("killed"))["status"] == "finished"
+
+
+def test_sigterm_keeps_the_finished_epochs_like_ctrl_c(pipeline_copy):
+    paths = artifact_paths(pipeline_copy)
+    script = textwrap.dedent(f"""
+        import os, signal
+        from rnnkit.artifacts import artifact_paths
+        from rnnkit.stages.train import Options, run
+
+        def term(epoch, record):
+            if epoch == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        run(artifact_paths({str(pipeline_copy)!r}), Options(**{TINY!r}, name="termed"), on_epoch_end=term)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "rnnkit train --resume termed" in " ".join(done.stderr.split())
+    assert read_config(paths.run_dir("termed"))["status"] == "interrupted"
+
+
+def test_resume_refuses_a_finished_run_other_settings_and_unknown_runs(pipeline_copy):
+    paths = artifact_paths(pipeline_copy)
+    with pytest.raises(RnnkitError, match="has finished"):
+        run(paths, Options(resume="tiny"), {"resume"})
+    with pytest.raises(RnnkitError, match="drop --lr"):
+        run(paths, Options(resume="tiny", lr=0.1), {"resume", "lr"})
+    with pytest.raises(RnnkitError, match="no interrupted run 'nope'"):
+        run(paths, Options(resume="nope"), {"resume"})
+
+
+def test_config_json_describes_the_run(trained_pipeline):
+    config = read_config(artifact_paths(trained_pipeline).run_dir("tiny"))
+    assert config["status"] == "finished" and config["run"] == "tiny"
+    assert config["options"]["hidden_dim"] == 8 and config["options"]["dropout"] == 0.5  # given and default
+    assert config["resolved"]["lr"] == 1e-3 and config["resolved"]["monitor"] == "val_accuracy"
+    assert config["task"] == "binary" and config["label_names"] == ["neg", "pos"]
+    assert set(config["versions"]) == {"rnnkit", "torch", "python"}
+    assert len(config["data"]["dataset_sha256"]) == 64 and config["best_epoch"] == 1
+    assert "val_accuracy" in config["best"]
+
+
+def test_train_config_takes_a_runs_settings_and_flags_override_them(pipeline_copy):
+    config = pipeline_copy / "checkpoints" / "tiny" / "config.json"
+    ok(["train", "--config", config, "--name", "again", "--dropout", "0.2", "--artifacts", pipeline_copy])
+    again = read_config(artifact_paths(pipeline_copy).run_dir("again"))
+    assert again["options"]["hidden_dim"] == 8 and again["options"]["embedding_dim"] == 16  # from the file
+    assert again["options"]["dropout"] == 0.2  # the flag wins
+
+
+def test_train_config_refuses_a_file_that_is_not_a_config(pipeline_copy, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hiden_dim": 3}', encoding="utf-8")
+    result = run_cli([*TINY_TRAIN, "--config", bad, "--artifacts", pipeline_copy])
+    assert result.exit_code != 0 and "unknown setting(s) hiden_dim" in result.output
+    assert "Traceback" not in result.output

@@ -20,7 +20,8 @@ def test_stages_write_their_artifacts(trained_pipeline):
     word2idx = load_word2idx(__import__("rnnkit.artifacts").artifacts.artifact_paths(root))
     assert word2idx["<PAD>"] == 0 and word2idx["<UNK>"] == 1 and len(word2idx) == int(data["vocab_size"])
     run = root / "checkpoints" / "tiny"
-    assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", "curves.png"}
+    assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", "curves.png", "config.json",
+                                             "state.pt"}
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert record["epoch"] == 1 and 0.0 <= record["val_accuracy"] <= 1.0
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -26,7 +26,8 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rnnkit.errors import RnnkitError
@@ -44,11 +45,11 @@ class InferenceOptions(DeviceOptions):
     """How many texts a trained model runs on at once (`rnnkit evaluate`, `predict`)."""
 
     batch_size: int | None = option(None, "Texts per batch. Default: 32 on the CPU (small batches stay in "
-                                    "cache), 256 on CUDA.", low=1, panel="Device")
+                                    "cache), 256 on CUDA.", low=1, panel="Hardware")
     workers: int | None = option(None, "Batches computed at once, one thread each with one CPU thread inside. "
                                  "Default: one per CPU thread (see --threads) on the CPU, 1 on CUDA.", low=1,
-                                 panel="Device")
-    amp: bool = option(False, "Mixed precision (bf16 on CPU, fp16 on CUDA).", panel="Device")
+                                 panel="Hardware")
+    amp: bool = option(False, "Mixed precision (bf16 on CPU, fp16 on CUDA).", panel="Hardware")
 
 
 def default_batch_size(device) -> int:
@@ -151,7 +152,12 @@ def predict_logits(model, x, lengths, *, batch_size: int = 256, device=None, amp
 
 @dataclass
 class Predictor:
-    """A trained run ready to label new texts: its model, tokenizer, task and decision rule."""
+    """A trained run ready to label new texts: its model, tokenizer, task and decision rule.
+
+    The one path from a checkpoint to predictions: `rnnkit predict` (stages/predict.py) and
+    the Python API (rnnkit/api.py) both build it with `from_run` / `from_checkpoint` and call
+    `predict` / `probabilities`.
+    """
 
     model: Any
     tokenizer: Any
@@ -161,19 +167,49 @@ class Predictor:
     device: Any
     amp: bool = False  # bf16 autocast on CPU, fp16 on CUDA
     decision: Any = None  # training.metrics.Decision: the run's thresholds (None: 0.5)
+    model_name: str = ""  # the registry name (bilstm-pool, cnn, ...)
+    checkpoint: Path | None = None  # the file it was loaded from
+    epoch: int | None = None  # the epoch the checkpoint was saved at
+    metrics: dict[str, float] = field(default_factory=dict)  # that epoch's metrics (val_accuracy, ...)
 
     @classmethod
     def from_run(cls, paths, run: str | None = None, *, which: str = "best", device: str = "auto",
                  amp: bool = False) -> Predictor:
-        """The run's `which`.pt checkpoint (best or last) on `device`; `run` None: the latest run."""
+        """The run's `which`.pt checkpoint (best or last) on `device`.
+
+        `paths`: an ArtifactPaths or the artifacts folder as a str / Path. `run` None: the
+        run `checkpoints.resolve_run` picks by default.
+        """
+        from rnnkit.artifacts import ArtifactPaths, artifact_paths
+        from rnnkit.training import checkpoints
+
+        if which not in ("best", "last"):
+            raise RnnkitError(f"checkpoint {which!r} — use best or last")
+        if not isinstance(paths, ArtifactPaths):
+            paths = artifact_paths(paths)
+        run = checkpoints.resolve_run(paths, run)
+        return cls.from_checkpoint(paths.run_dir(run) / f"{which}.pt", run=run, device=device, amp=amp)
+
+    @classmethod
+    def from_checkpoint(cls, path, *, run: str | None = None, device: str = "auto", amp: bool = False) -> Predictor:
+        """A checkpoint file (best.pt, last.pt) on `device`; `run` None: the name of its folder."""
         from rnnkit.training import checkpoints
         from rnnkit.training.device import resolve_device
 
-        run = checkpoints.resolve_run(paths, run)
-        ckpt = checkpoints.load(paths.run_dir(run) / f"{which}.pt")
+        path = Path(path)
+        ckpt = checkpoints.load(path)
         dev = resolve_device(device)
         return cls(checkpoints.rebuild(ckpt).to(dev), checkpoints.tokenizer_of(ckpt), ckpt["task"],
-                   list(ckpt["label_names"]), run, dev, amp, checkpoints.decision_of(ckpt))
+                   list(ckpt["label_names"]), run or run_name_of(path), dev, amp, checkpoints.decision_of(ckpt),
+                   model_name=str(ckpt.get("model", "")), checkpoint=path, epoch=ckpt.get("epoch"),
+                   metrics=dict(ckpt.get("metrics") or {}))
+
+    @staticmethod
+    def check_texts(texts: list[str]) -> None:
+        """Every text holds a word: an empty one has nothing to classify."""
+        for i, text in enumerate(texts, 1):
+            if not text.strip():
+                raise RnnkitError(f"text {i} is empty — give at least one word to classify")
 
     def probabilities(self, texts: list[str], batch_size: int | None = None, *, workers: int | None = None):
         """(n, outputs) probabilities, in the order of `texts`.
@@ -218,9 +254,7 @@ class Predictor:
         unless `threshold` is given), most probable first, and every probability."""
         from rnnkit.training.metrics import BINARY, MULTICLASS, decide
 
-        for i, text in enumerate(texts, 1):
-            if not text.strip():
-                raise RnnkitError(f"text {i} is empty — give at least one word to classify")
+        self.check_texts(texts)
         decision = self.decision_for(threshold)
         probs = self.probabilities(texts, batch_size, workers=workers).numpy()
         chosen = decide(probs, self.task, decision)
@@ -259,3 +293,12 @@ class Predictor:
         if threshold is None:
             return self.decision
         return Decision([threshold] * num_outputs(self.task, self.label_names))
+
+
+def run_name_of(checkpoint: Path) -> str:
+    """A checkpoint's run: the name of its folder (checkpoints/<run>/best.pt), or the file's stem
+    for a checkpoint kept elsewhere under another name."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.name in ("best.pt", "last.pt") and checkpoint.resolve().parent.name:
+        return checkpoint.resolve().parent.name
+    return checkpoint.stem

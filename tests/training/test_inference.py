@@ -127,3 +127,36 @@ def test_predictor_batches_pad_each_batch_to_its_longest_text():
             assert row[:n] == predictor.tokenizer.ids(items[i]) and set(row[n:]) <= {0}
             seen.add(i)
     assert seen == set(range(20))
+
+
+def test_predictor_from_run_takes_the_folder_as_a_path(trained_pipeline):
+    """Predictor.from_run("artifacts") once failed with an AttributeError: it wanted ArtifactPaths."""
+    from rnnkit.artifacts import artifact_paths
+
+    by_str = Predictor.from_run(str(trained_pipeline), device="cpu")
+    by_paths = Predictor.from_run(artifact_paths(trained_pipeline), "tiny", device="cpu")
+    assert by_str.run == by_paths.run == "tiny" and by_str.model_name == "bilstm-pool"
+    assert by_str.checkpoint == trained_pipeline / "checkpoints" / "tiny" / "best.pt"
+    assert by_str.epoch == 1 and "val_accuracy" in by_str.metrics
+    torch.testing.assert_close(by_str.probabilities(["great film"]), by_paths.probabilities(["great film"]))
+    assert Predictor.from_run(trained_pipeline, which="last", device="cpu").checkpoint.name == "last.pt"
+    with pytest.raises(RnnkitError, match="checkpoint 'worst' — use best or last"):
+        Predictor.from_run(trained_pipeline, which="worst")
+
+
+def test_a_checkpoint_is_named_after_its_run_folder(trained_pipeline, tmp_path):
+    import shutil
+
+    best = trained_pipeline / "checkpoints" / "tiny" / "best.pt"
+    assert Predictor.from_checkpoint(best, device="cpu").run == "tiny"
+    assert Predictor.from_checkpoint(best, run="other", device="cpu").run == "other"
+    shutil.copy(best, tmp_path / "sentiment.pt")
+    assert inference.run_name_of(tmp_path / "sentiment.pt") == "sentiment"  # a copy kept under its own name
+
+
+def test_predict_and_probabilities_refuse_empty_texts():
+    predictor = make_predictor()
+    with pytest.raises(RnnkitError, match="text 2 is empty"):
+        predictor.predict(["good film", " "])
+    with pytest.raises(RnnkitError, match="text 1 is empty"):
+        Predictor.check_texts([""])

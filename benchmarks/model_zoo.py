@@ -30,6 +30,16 @@ from pathlib import Path
 RECIPE = ["--embedding-dim", "128", "--hidden-dim", "128", "--dropout", "0.5", "--lr", "1e-3", "--batch-size", "64"]
 
 
+def recipe_for(model: str) -> list[str]:
+    """RECIPE less the hyper-parameters `model` does not take (`rnnkit train` refuses them: cnn
+    and ngram have no hidden size)."""
+    from rnnkit.models.registry import unused_by
+
+    pairs = list(zip(RECIPE[::2], RECIPE[1::2]))
+    unused = set(unused_by(model, [flag[2:].replace("-", "_") for flag, _ in pairs]))
+    return [item for flag, value in pairs if flag[2:].replace("-", "_") not in unused for item in (flag, value)]
+
+
 def rnnkit(*args: str, env: dict, log) -> None:
     log.write(f"$ rnnkit {' '.join(args)}\n")
     log.flush()
@@ -46,7 +56,7 @@ def run_model(model: str, args, extra: list[str], env: dict) -> str:
     with open(log_path, "a", encoding="utf-8") as log:
         if not (Path(args.artifacts) / "checkpoints" / name / "best.pt").exists():
             rnnkit("train", "--model", model, "--name", name, "--epochs", str(args.epochs), "--threads", "1",
-                   *RECIPE, *extra, env=env, log=log)
+                   *recipe_for(model), *extra, env=env, log=log)
         rnnkit("evaluate", "--run", name, "--threads", "1", env=env, log=log)
     return f"{model}: {time.perf_counter() - started:.0f} s (log: {log_path})"
 

@@ -26,7 +26,10 @@ def ablate_gates(paths, options: Options, given: set[str]) -> None:
                       "—" if intact else f"{row[f'delta_{metric}']:+.4f}",
                       "—" if intact else f"{row['delta_loss']:+.4f}")
     console.print(table)
-    console.print(f"report -> {result.report_path}")
+    console.print(f"report -> {result.report_path}", soft_wrap=True)
 
 
 COMMAND = command(Options, ablate_gates)
+
+SUMMARY = "Score an lstm-scratch run with each gate forced open."  # the line in `rnnkit --help`
+EXAMPLE = "rnnkit ablate-gates --run scratch   (a run of --model lstm-scratch)"  # the last line of its --help

@@ -1,20 +1,38 @@
-"""What every command shares: the --artifacts option and turning RnnkitError into one line."""
+"""What every command shares: --artifacts and --quiet, the group class of the `rnnkit` command
+(commands in pipeline order, flags without a type in --help, usage errors as one line), and
+turning RnnkitError into one line."""
 
 from __future__ import annotations
 
 import functools
+import inspect
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from rnnkit.errors import RnnkitError
 
 ArtifactsOption = Annotated[
     Path | None,
-    typer.Option("--artifacts", envvar="RNNKIT_ARTIFACTS", help="Artifacts folder.", show_default="artifacts"),
+    typer.Option("--artifacts", envvar="RNNKIT_ARTIFACTS", show_default=False, show_envvar=False,
+                 help="Artifacts folder. Default: $RNNKIT_ARTIFACTS, else ./artifacts."),
 ]
-ForceOption = Annotated[bool, typer.Option("--force", help="Run even when the outputs are up to date.")]
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No progress: only the result and any warning or error."),
+]
+
+
+def with_example(help_text: str | None, example: str) -> str:
+    """A command's help with its example as a last paragraph (unless it has one already). The
+    paragraphs are reflowed: rich would keep a docstring's line breaks in --help."""
+    paragraphs = [" ".join(p.split()) for p in inspect.cleandoc(help_text or "").split("\n\n") if p.strip()]
+    if not any("Example" in p for p in paragraphs):
+        paragraphs.append(f"Example: {example}")
+    return "\n\n".join(paragraphs)
 
 
 def paths_for(root: Path | None):
@@ -48,3 +66,79 @@ def friendly_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+class Group(TyperGroup):
+    """The `rnnkit` command and its sub-groups.
+
+    * `order`: the commands in this order in --help (Typer lists sub-groups such as `prepare`
+      after the plain commands); names not in it follow, as registered.
+    * A flag shows no `<bool>` type in --help: it takes no value.
+    * A command listed without a one-line summary is listed with its help's first paragraph,
+      as one line (rich would keep the docstring's line breaks).
+    * A usage error (an unknown option, a value of the wrong type) is one line on stderr, exit 2.
+    """
+
+    order: tuple[str, ...] = ()
+
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(self.order)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        _plain_flags(params)
+        return params
+
+    def get_command(self, ctx, cmd_name: str):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _tidy(command, ctx)
+        return command
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from typer._click.exceptions import ClickException
+        from typer.exceptions import Abort
+
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ClickException as exc:
+            if type(exc).__name__ != "NoArgsIsHelpError":  # the help was shown: nothing to add
+                _usage_error(exc)
+            sys.exit(exc.exit_code)
+        except Abort:
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _plain_flags(params) -> None:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+def _tidy(command, ctx) -> None:
+    """The flags of `command` without a type, its summary on one line; the same for the
+    sub-commands of a sub-group made without this class (Typer's own)."""
+    _plain_flags(command.get_params(ctx))
+    if command.short_help is None and command.help:
+        command.short_help = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
+    if isinstance(command, TyperGroup) and not isinstance(command, Group):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                _tidy(sub, ctx)
+
+
+def _usage_error(exc) -> None:
+    from rich.text import Text
+
+    from rnnkit.console import err_console
+
+    ctx = getattr(exc, "ctx", None)
+    hint = f" — see `{ctx.command_path} {ctx.help_option_names[0]}`" if ctx is not None else ""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    err_console.print(Text("error: ", style="bold red") + Text(message + hint), soft_wrap=True)

@@ -14,7 +14,7 @@ def embed(paths, options: Options, given: set[str]) -> None:
 
     result = run(paths, options, given)
     if result.skipped:
-        console.print(f"embed: up to date ({result.path}) — pass --force to redo it")
+        console.print(f"embed: up to date ({result.path}) — pass --force to redo it", soft_wrap=True)
         return
     console.print(f"embeddings: {result.covered:,} of {result.vocab_size:,} vocabulary rows got a "
                   f"{result.dim}-d vector ({result.source}) in {result.seconds:.1f} s -> {result.path}",
@@ -22,3 +22,6 @@ def embed(paths, options: Options, given: set[str]) -> None:
 
 
 COMMAND = command(Options, embed)
+
+SUMMARY = "Word vectors for `train --embeddings`: word2vec or GloVe."  # the line in `rnnkit --help`
+EXAMPLE = "rnnkit embed --dim 128 --algorithm skipgram"  # the last line of its --help

@@ -17,8 +17,8 @@ def evaluate(paths, options: Options, given: set[str]) -> None:
     result = run(paths, options, given)
     report = result.report
     # A header line, not a table title: rich would wrap a long run name to the table's width.
-    console.print(f"{report['run']} ({report['model']}, epoch {report['epoch']}) on {report['split']}: "
-                  f"{report['examples']:,} examples")
+    console.print(f"run {report['run']} ({result.why}): {report['model']}, epoch {report['epoch']}, on "
+                  f"{report['split']}: {report['examples']:,} examples", highlight=False, markup=False)
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -30,18 +30,39 @@ def evaluate(paths, options: Options, given: set[str]) -> None:
         console.print(_per_label_table(report, limit=options.per_label))
     if report["task"] == "binary":
         (tn, fp), (fn, tp) = report["confusion_matrix"]
-        console.print(f"confusion matrix (rows true, columns predicted; {', '.join(report['label_names'])}): "
-                      f"[[{tn}, {fp}], [{fn}, {tp}]]")
+        console.print(f"confusion matrix [[{tn}, {fp}], [{fn}, {tp}]] (rows true, columns predicted: "
+                      f"{', '.join(report['label_names'])})", highlight=False)
     console.print(f"report -> {result.report_path}" + (" (+ confusion matrix .png)" if result.figure_path else ""))
     if result.comparison is not None:
-        comparison = result.comparison
-        cmp = Table(title=f"runs on {report['split']}")
-        for col in comparison.columns:
-            cmp.add_column(col, justify="left" if col in ("run", "model") else "right")
-        for row in comparison.rows:
-            cmp.add_row(*row)
-        console.print(cmp)
-        console.print(f"comparison -> {comparison.path}")
+        console.print(f"\nruns on {report['split']}, best first:", highlight=False)
+        print_comparison(result.comparison, list(report["metrics"]), console)
+
+
+def print_comparison(comparison, keys: list[str], console) -> None:
+    """--compare's table, fitted to the console: figures whole, the least telling columns left out
+    when they do not fit (named below the table; the Markdown file has them all)."""
+    from rnnkit.cli.runs import fitted_table
+
+    def header(col: str) -> str:  # narrow headers over 6-digit figures: "macro_f1" -> "macro\nf1"
+        return {"params w/o emb.": "params\nw/o emb."}.get(col, col.replace("_", "\n"))
+
+    headline = keys[1] if len(keys) > 1 else keys[0]
+    # A run name keeps 24 characters and a model name 12 before the last figures go.
+    floors = {"run": 24, "model": 12}
+    columns = [(header(col), "text", floors[col]) if col in floors else (header(col), "figure")
+               for col in comparison.columns]
+    # Precision and recall go before the F1 that sums them up, then the other metrics from the last.
+    rest = [k for k in keys if k not in ("loss", headline)]
+    parts = [k for k in ("precision", "recall") if k in rest]
+    others = parts + [k for k in reversed(rest) if k not in parts]
+    drop = [header(c) for c in ("params w/o emb.", "s/epoch", "loss", *others, "params", "model", "epoch")]
+    table, left_out = fitted_table(columns, comparison.rows, width=console.width, drop=drop)
+    console.print(table)
+    if left_out:
+        original = {header(col).replace("\n", " "): col for col in comparison.columns}
+        console.print(f"(left out at this width: {', '.join(original[h] for h in left_out)})", highlight=False,
+                      markup=False)
+    console.print(f"comparison -> {comparison.path}", highlight=False)
 
 
 def _per_label_table(report: dict, *, limit: int):
@@ -69,3 +90,6 @@ def _per_label_table(report: dict, *, limit: int):
 
 
 COMMAND = command(Options, evaluate)
+
+SUMMARY = "Score a run on the test (or val) split; compare runs."  # the line in `rnnkit --help`
+EXAMPLE = "rnnkit evaluate --split val --compare"  # the last line of its --help

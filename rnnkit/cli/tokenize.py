@@ -13,11 +13,15 @@ def tokenize(paths, options: Options, given: set[str]) -> None:
 
     result = run(paths, options, given)
     if result.skipped:
-        console.print(f"tokenize: up to date ({paths.dataset}) — pass --force to redo it")
+        console.print(f"tokenize: up to date ({paths.dataset}) — pass --force to redo it", soft_wrap=True)
         return
     counts = ", ".join(f"{k} {v:,}" for k, v in result.counts.items())
     console.print(f"tokenized {counts}: vocabulary {result.vocab_size:,}, mean length {result.mean_length:.0f} "
-                  f"tokens, {result.truncated:.1%} of train texts cut at {options.max_length} -> {paths.dataset}")
+                  f"tokens, {result.truncated:.1%} of train texts cut at {options.max_length} -> {paths.dataset}",
+                  soft_wrap=True)
 
 
 COMMAND = command(Options, tokenize)
+
+SUMMARY = "Learn a vocabulary on the train split; encode every split."  # the line in `rnnkit --help`
+EXAMPLE = "rnnkit tokenize --tokenizer bpe --max-length 256"  # the last line of its --help

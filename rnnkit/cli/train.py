@@ -7,10 +7,7 @@ from rnnkit.stages.train import Options
 
 
 def train(paths, options: Options, given: set[str]) -> None:
-    """Train a model; keep best.pt (best --monitor value), last.pt, metrics.jsonl and curves.png.
-
-    Example: rnnkit train --model cnn --channels 100
-    """
+    """Train a model; keep best.pt (best --monitor value), last.pt, metrics.jsonl and curves.png."""
     from rnnkit.console import console
     from rnnkit.stages.train import run
 
@@ -20,7 +17,10 @@ def train(paths, options: Options, given: set[str]) -> None:
     scores = ", ".join(f"{k} {best[k]:.4f}" for k in extra)
     console.print(f"run {result.run}: best epoch {result.best_epoch}/{result.epochs_run}, val loss "
                   f"{best['val_loss']:.4f}, {scores}, {result.seconds_per_epoch:.1f} s/epoch "
-                  f"-> {result.run_dir}/")
+                  f"-> {result.run_dir}/", soft_wrap=True)
 
 
 COMMAND = command(Options, train)
+
+SUMMARY = "Train a model into a run folder (best.pt, last.pt, curves)."  # the line in `rnnkit --help`
+EXAMPLE = "rnnkit train --model cnn --channels 100"  # the last line of its --help

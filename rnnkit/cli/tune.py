@@ -7,11 +7,15 @@ from rnnkit.stages.tune import Options
 
 
 def tune(paths, options: Options, given: set[str]) -> None:
-    """Search hyper-parameters with Optuna (resumable), then train the best configuration."""
-    from rnnkit.console import console
+    """Search hyper-parameters with Optuna (resumable), then train the best configuration.
+
+    With -q, no line per trial and no table: the best configuration and the final run."""
+    from rnnkit.console import console, is_quiet
     from rnnkit.stages.tune import run
 
     def on_start(result) -> None:
+        if is_quiet():
+            return
         at_once = (f", {result.jobs} at once" if result.jobs > 1 else "") + (", mixed precision" if result.amp else "")
         console.print(f"study [bold]{result.study}[/] ({result.storage}, {len(result.trials)} trial(s) so far): "
                       f"adding {options.trials} trial(s) of {options.epochs_per_trial} epoch(s){at_once}, "
@@ -19,7 +23,8 @@ def tune(paths, options: Options, given: set[str]) -> None:
                       soft_wrap=True)
 
     def on_trial(row, best) -> None:
-        console.print(trial_line(row, best), highlight=False, soft_wrap=True)
+        if not is_quiet():
+            console.print(trial_line(row, best), highlight=False, soft_wrap=True)
 
     result = run(paths, options, given, on_start=on_start, on_trial=on_trial, on_search_end=print_summary)
     if result.final is not None:
@@ -27,9 +32,9 @@ def tune(paths, options: Options, given: set[str]) -> None:
         metric_key = "val_accuracy" if "val_accuracy" in best else "val_micro_f1"
         console.print(f"run {result.final.run}: best epoch {result.final.best_epoch}/{result.final.epochs_run}, "
                       f"val loss {best['val_loss']:.4f}, {metric_key} {best[metric_key]:.4f} -> "
-                      f"{result.final.run_dir}/ (`rnnkit evaluate --run {result.final.run}`)")
+                      f"{result.final.run_dir}/ (`rnnkit evaluate --run {result.final.run}`)", soft_wrap=True)
     elif result.final_skipped:
-        console.print(f"final run not trained: {result.final_skipped}")
+        console.print(f"final run not trained: {result.final_skipped}", soft_wrap=True)
 
 
 def _fmt(value) -> str:
@@ -54,7 +59,7 @@ def print_summary(result) -> None:
     """The trials table, the best configuration and the files written, once the search ends."""
     from rich.table import Table
 
-    from rnnkit.console import console
+    from rnnkit.console import console, is_quiet
 
     names = [p.name for p in result.space.params]
     at_once = f", {result.jobs} at once" if result.jobs > 1 else ""
@@ -71,7 +76,8 @@ def print_summary(result) -> None:
         table.add_row(str(row.number), *(_fmt(row.params.get(n, "")) for n in names),
                       "-" if row.value is None else f"{row.value:.4f}", row.state.lower(), str(row.epochs),
                       "-" if row.seconds is None else f"{row.seconds:.1f} s", style=style)
-    console.print(table)
+    if not is_quiet():
+        console.print(table)
     counts = ", ".join(f"{result.count(s)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
                        if result.count(s))
     best = result.best
@@ -79,8 +85,12 @@ def print_summary(result) -> None:
                   f"{', '.join(f'{k}={_fmt(v)}' for k, v in best.params.items())} ({counts})", highlight=False,
                   soft_wrap=True)
     for note in result.notes:
-        console.print(f"note: {note}")
-    console.print(f"wrote {', '.join(str(p) for p in result.outputs)}", soft_wrap=True)
+        console.print(f"note: {note}", soft_wrap=True)
+    if not is_quiet():
+        console.print(f"wrote {', '.join(str(p) for p in result.outputs)}", soft_wrap=True)
 
 
 COMMAND = command(Options, tune)
+
+SUMMARY = "Search hyper-parameters with Optuna, then train the best."  # the line in `rnnkit --help`
+EXAMPLE = "rnnkit tune --model gru --trials 20"  # the last line of its --help

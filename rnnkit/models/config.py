@@ -42,7 +42,7 @@ class ModelOptions:
                                 panel="Model")
     hidden_dim: int | str = option(128, "Hidden size per direction, or match:MODEL[@SIZE] / budget:PARAMS to "
                                    "size it to a parameter budget (models/sizing.py).", low=1, tunable=True,
-                                   cli_type=str, parse=_size_or_spec, show=str, panel="Model")
+                                   cli_type=str, parse=_size_or_spec, show=str, panel="Model", metavar="SIZE")
     layers: int = option(1, "Stacked recurrent layers; dropout is applied between them.", low=1, tunable=True,
                          panel="Model")
     bidirectional: bool = option(False, "Both directions, for models where it is optional.", tunable=True,

@@ -29,16 +29,19 @@ from rnnkit.text.word2vec import ALGORITHMS
 
 @dataclass
 class Options:
-    dim: int = option(128, "Vector size: the model's `train --embedding-dim`.", low=1)
-    window: int = option(5, "Context tokens on each side.", low=1)
-    epochs: int = option(5, "Passes over the corpus.", low=1)
-    min_count: int = option(2, "Tokens seen fewer times get no vector (too few contexts to place them).", low=1)
-    algorithm: str = option("cbow", "cbow (fast) or skipgram (slower, better for rare words).", choices=ALGORITHMS)
-    workers: int = option(1, "word2vec threads; more than 1 is faster but not reproducible run to run.", low=1)
-    seed: int = option(0, "word2vec seed.", low=0)
+    dim: int = option(128, "Vector size: the model's `train --embedding-dim`.", low=1, panel="Word2vec")
+    window: int = option(5, "Context tokens on each side.", low=1, panel="Word2vec")
+    epochs: int = option(5, "Passes over the corpus.", low=1, panel="Word2vec")
+    min_count: int = option(2, "Tokens seen fewer times get no vector (too few contexts to place them).", low=1,
+                         panel="Word2vec")
+    algorithm: str = option("cbow", "cbow (fast) or skipgram (slower, better for rare words).", choices=ALGORITHMS,
+                           panel="Word2vec")
+    workers: int = option(1, "word2vec threads; more than 1 is faster but not reproducible run to run.", low=1,
+                         panel="Hardware")
+    seed: int = option(0, "word2vec seed.", low=0, panel="Word2vec")
     vectors: Path | None = option(None, "Take the vectors from a GloVe or word2vec text file instead of "
-                                  "training them.")
-    force: bool = option(False, "Run even when the outputs are up to date.")
+                                  "training them.", panel="Data")
+    force: bool = option(False, "Run even when the outputs are up to date.", panel="Output")
 
     def params(self) -> dict[str, Any]:
         """The settings recorded in the manifest and in embeddings.pt: with --vectors the file, else

@@ -4,8 +4,10 @@
                                   the run's size and cost, the confusion matrix (binary,
                                   multi-class)
     reports/<run>-<split>.png     confusion matrix (binary, multi-class)
-    reports/comparison-<split>.md every evaluated run side by side (--compare)
+    reports/comparison-<split>.md every evaluated run that still exists, side by side (--compare)
 
+Which run: --run, else training/checkpoints.py's rule (`resolve_run`: the run marked with
+`rnnkit runs use`, else the best finished run on this dataset.pt); the result says why.
 `run` checks that the checkpoint is the one the train stage recorded and that dataset.pt is
 the one it was trained on, scores the split with the run's decision rule (its thresholds)
 and records the report in the manifest. `load_run_split` is where `ablate-gates` starts too.
@@ -33,16 +35,19 @@ class SplitOptions(RunOptions):
     """Which checkpoint of which run, scored on which split (`rnnkit evaluate`, `ablate-gates`)."""
 
     checkpoint: str = option("best", "best.pt (the best --monitor value) or last.pt (the last epoch).",
-                             choices=CHECKPOINTS)
-    split: str = option("test", "The split to score; val is what training chose best.pt on.", choices=SPLITS)
+                             choices=CHECKPOINTS, panel="Run")
+    split: str = option("test", "The split to score; val is what training chose best.pt on.", choices=SPLITS,
+                        panel="Run")
 
 
 @dataclass
 class Options(InferenceOptions, SplitOptions):
     """Everything `rnnkit evaluate` takes."""
 
-    compare: bool = option(False, "Also print every evaluated run side by side (and write it as Markdown).")
-    per_label: int = option(30, "Rows of the per-class / per-label table (most frequent first; 0: all).", low=0)
+    compare: bool = option(False, "Also print every evaluated run side by side (and write it as Markdown).",
+                           panel="Output")
+    per_label: int = option(30, "Rows of the per-class / per-label table (most frequent first; 0: all).", low=0,
+                            panel="Output")
 
 
 @dataclass
@@ -57,6 +62,7 @@ class Comparison:
 @dataclass
 class Result:
     report: dict[str, Any]  # what reports/<run>-<split>.json holds
+    why: str  # how the run was chosen: "--run", "marked current ...", "best finished run ..." (resolve_run)
     report_path: Path
     figure_path: Path | None  # the confusion matrix (binary, multi-class)
     comparison: Comparison | None  # --compare
@@ -67,6 +73,7 @@ class LoadedRun:
     """A run's checkpoint and model with one split of the dataset, lineage checked."""
 
     run: str
+    why: str  # how the run was chosen (checkpoints.choose_run)
     checkpoint_path: Path
     checkpoint: dict[str, Any]
     model: Any
@@ -87,7 +94,8 @@ def load_run_split(paths: ArtifactPaths, options: SplitOptions, *, device: str, 
     from rnnkit.training.device import resolve_device
 
     manifest = Manifest(paths)
-    run = checkpoints.resolve_run(paths, options.run)
+    choice = checkpoints.choose_run(paths, options.run)
+    run = choice.name
     checkpoint_path = paths.run_dir(run) / f"{options.checkpoint}.pt"
     manifest.verify([checkpoint_path], produced_by=f"train/{run}", rerun=f"rnnkit train --name {run} --force")
     ckpt = checkpoints.load(checkpoint_path)
@@ -104,8 +112,8 @@ def load_run_split(paths: ArtifactPaths, options: SplitOptions, *, device: str, 
     dev = resolve_device(device)
     model = checkpoints.rebuild(ckpt).to(dev)
     split = options.split
-    return LoadedRun(run, checkpoint_path, ckpt, model, dev, data[f"X_{split}"], data[f"lengths_{split}"],
-                     data[f"y_{split}"], manifest, hashes)
+    return LoadedRun(run, choice.why, checkpoint_path, ckpt, model, dev, data[f"X_{split}"],
+                     data[f"lengths_{split}"], data[f"y_{split}"], manifest, hashes)
 
 
 def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -> Result:
@@ -155,7 +163,7 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -
                     input_hashes={**loaded.dataset_hashes, **manifest.hashes([loaded.checkpoint_path])},
                     outputs=outputs)
     comparison = compare(paths, split, list(metrics)) if options.compare else None
-    return Result(report, outputs[0], figure, comparison)
+    return Result(report, loaded.why, outputs[0], figure, comparison)
 
 
 def run_facts(run_dir: Path, model) -> dict[str, Any]:
@@ -179,12 +187,16 @@ def run_facts(run_dir: Path, model) -> dict[str, Any]:
 
 
 def compare(paths: ArtifactPaths, split: str, keys: list[str]) -> Comparison:
-    """Every saved report on `split`, best first by the headline metric (the second of `keys`:
-    accuracy, or the first F1 for multi-label), written to reports/comparison-<split>.md."""
+    """The saved report on `split` of every run that still exists (`rnnkit runs rm` deletes
+    reports, but a run folder may also be deleted by hand), best first by the headline metric
+    (the second of `keys`: accuracy, or the first F1 for multi-label), written to
+    reports/comparison-<split>.md."""
     headline = keys[1]
     columns = ["run", "model", "epoch", *keys, "params", "params w/o emb.", "s/epoch"]
+    existing = set(checkpoints.run_names(paths))
+    reports = [r for r in saved_reports(paths, split) if r.get("run") in existing]
     rows = []
-    for r in sorted(saved_reports(paths, split), key=lambda r: r["metrics"].get(headline, 0), reverse=True):
+    for r in sorted(reports, key=lambda r: r["metrics"].get(headline, 0), reverse=True):
         rows.append([r["run"], r["model"], str(r["epoch"]),
                      *(f"{r['metrics'].get(k, float('nan')):.4f}" for k in keys),
                      _count(r.get("parameters")), _count(r.get("parameters_without_embedding")),

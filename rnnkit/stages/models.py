@@ -37,7 +37,8 @@ class Options:
     layers: int = _as_in_model_options("layers")
     channels: int = _as_in_model_options("channels")
     kernel_sizes: tuple[int, ...] = _as_in_model_options("kernel_sizes")
-    vocab_size: int | None = option(None, "Vocabulary size. Default: from dataset.pt, else 20000.", low=1)
+    vocab_size: int | None = option(None, "Vocabulary size. Default: from dataset.pt, else 20000.", low=1,
+                                   panel="Data")
 
 
 @dataclass

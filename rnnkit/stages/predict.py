@@ -1,7 +1,9 @@
 """`rnnkit predict`: texts (arguments, a file or stdin) -> a label and probabilities for each.
 
 Reads only the run's best.pt: the checkpoint carries the model, the tokenizer and the
-decision rule (training/inference.py, Predictor). Writes nothing.
+decision rule (training/inference.py, Predictor). Writes nothing. Which run: --run, else
+training/checkpoints.py's rule (`resolve_run`); the result says which and why. One result per
+input, in order: a blank line of --file or stdin gets an empty one.
 """
 
 from __future__ import annotations
@@ -21,45 +23,86 @@ class Options(InferenceOptions, RunOptions):
     """Everything `rnnkit predict` takes."""
 
     texts: list[str] | None = option(None, "Texts to classify; '-' reads stdin.", argument=True)
-    file: str | None = option(None, "One text per line; '-' for stdin.", flags=("--file", "-f"))
-    threshold: float | None = option(None, "Probability from which a label is predicted. Default: the run's (0.5 "
-                                     "for binary; per label, fitted on validation, for multi-label).", low=0,
-                                     high=1, example="0.5")
-    top_k: int = option(3, "Multi-class: how many of the most probable classes to show.", low=1)
-    json_output: bool = option(False, "One JSON object per text.", flags=("--json",))
+    file: str | None = option(None, "One text per line; '-' for stdin. Every line gets an output line, a blank "
+                              "one an empty result.", flags=("--file", "-f"), panel="Data")
+    threshold: float | None = option(None, "Probability from which a label is predicted: binary runs print "
+                                     "the label and P(positive label); multi-label runs use it for every label. "
+                                     "Default: the run's (0.5 for binary; per label, fitted on validation, for "
+                                     "multi-label).", low=0, high=1, example="0.5", panel="Output")
+    top_k: int = option(3, "Multi-class: how many of the most probable classes to show.", low=1,
+                         panel="Output")
+    json_output: bool = option(False, "One JSON object per text.", flags=("--json",), panel="Output")
 
 
 @dataclass
 class Result:
     run: str
+    why: str  # how the run was chosen: "--run", "marked current ...", "best finished run ..." (resolve_run)
     task: str
-    # How probabilities became labels, for multi-class and multi-label runs (None: binary).
+    # How probabilities became labels: for multi-class and multi-label runs, and binary ones
+    # with --threshold (None: a binary run's 0.5).
     decision: str | None
-    predictions: list[dict[str, Any]]  # one per text, in order (Predictor.predict)
+    # One per text, in order (Predictor.predict), each with "run"; a blank line of --file or
+    # stdin gets one too, with no label: label / labels, probability, probabilities None.
+    predictions: list[dict[str, Any]]
 
 
 def run(paths, options: Options, given: set[str] | None = None) -> Result:
-    """Label the texts with the run's checkpoint."""
+    """Label the texts with the run's checkpoint (the run `checkpoints.resolve_run` picks)."""
+    from rnnkit.training import checkpoints
     from rnnkit.training.device import configure_cpu
     from rnnkit.training.inference import Predictor
     from rnnkit.training.metrics import BINARY, MULTICLASS
 
     check(options)
     configure_cpu(options.threads)
+    from_lines = options.file is not None or options.texts == ["-"]
     texts = read_texts(options.texts or [], options.file)
-    predictor = Predictor.from_run(paths, options.run, device=options.device, amp=options.amp)
-    predictions = predictor.predict(texts, threshold=options.threshold, top_k=options.top_k,
-                                    batch_size=options.batch_size, workers=options.workers)
+    if not from_lines:
+        Predictor.check_texts(texts)  # an empty argument is a mistake; a blank line is a line
+    choice = checkpoints.choose_run(paths, options.run)
+    predictor = Predictor.from_run(paths, choice.name, device=options.device, amp=options.amp)
+    if options.threshold is not None and predictor.task == MULTICLASS:
+        raise RnnkitError(f"--threshold applies to binary and multi-label runs; run {choice.name!r} is multi-class "
+                          f"and predicts its most probable class — drop --threshold")
+    filled = [i for i, text in enumerate(texts) if text.strip()]
+    found = predictor.predict([texts[i] for i in filled], threshold=options.threshold, top_k=options.top_k,
+                              batch_size=options.batch_size, workers=options.workers)
+    predictions = [blank_prediction(text, predictor.task) for text in texts]
+    for i, prediction in zip(filled, found):
+        if options.threshold is not None:
+            prediction["threshold"] = options.threshold
+        predictions[i] = prediction
+    for prediction in predictions:
+        prediction["run"] = choice.name
     decision = None
-    if predictor.task != BINARY:
+    if predictor.task == BINARY:
+        if options.threshold is not None:
+            negative, positive = predictor.label_names
+            decision = (f"decision: {positive} when P({positive}) >= {options.threshold:g} (--threshold), "
+                        f"else {negative}")
+    else:
         own = options.threshold is None or predictor.task == MULTICLASS
         decision = (predictor.decision.describe(predictor.task) if own else
                     f"decision: every label from probability {options.threshold:.2f} (--threshold)")
-    return Result(predictor.run, predictor.task, decision, predictions)
+    return Result(choice.name, choice.why, predictor.task, decision, predictions)
+
+
+def blank_prediction(text: str, task: str) -> dict[str, Any]:
+    """What a blank input line gets: its own result, with nothing predicted (so that outputs
+    stay one per input line)."""
+    from rnnkit.training.metrics import MULTICLASS, MULTILABEL
+
+    if task == MULTILABEL:
+        return {"text": text, "labels": None, "probabilities": None}
+    top = {"top": None} if task == MULTICLASS else {}
+    return {"text": text, "label": None, "probability": None, **top, "probabilities": None}
 
 
 def read_texts(texts: Iterable[str], file: str | None) -> list[str]:
-    """Texts from the arguments, or one per line from a file ('-' for stdin); blank lines skipped."""
+    """Texts from the arguments, or one per line from a file ('-' for stdin). Blank lines are
+    kept (each gets an output line, so outputs line up with inputs); a file without any
+    text is an error."""
     import sys
 
     texts = list(texts)
@@ -74,9 +117,9 @@ def read_texts(texts: Iterable[str], file: str | None) -> list[str]:
                     lines = handle.read().splitlines()
             except OSError as exc:
                 raise RnnkitError(f"cannot read --file {file} ({exc.strerror}) — give a readable text file") from None
-        texts = [line for line in lines if line.strip()]
-        if not texts:
+        if not any(line.strip() for line in lines):
             raise RnnkitError(f"--file {file} holds no text — put one text per line")
+        return lines
     elif len(texts) == 1 and texts[0] == "-":
         return read_texts([], "-")
     if not texts:

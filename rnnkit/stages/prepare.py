@@ -36,13 +36,15 @@ class ImdbOptions:
     reviews are split into train and val."""
 
     source: Path | None = option(None, "aclImdb_v1.tar.gz or an extracted aclImdb/ folder. Default: the "
-                                 "download cache, else download it.")
-    sample: bool = option(False, "Use the 4,000-review sample shipped in data/ (no download).")
+                                 "download cache, else download it.", panel="Data")
+    sample: bool = option(False, "Use the 4,000-review sample shipped in data/ (no download).",
+                          panel="Data")
     val_size: float = option(0.3, "Fraction of the official train reviews kept for validation.", example="0.3",
-                             **_FRACTION)
-    seed: int = option(42, _SEED, low=0)
-    unlabeled: bool = option(False, "Also keep the 50,000 unlabelled reviews (text for `rnnkit embed`).")
-    force: bool = option(False, "Run even when the outputs are up to date.")
+                             panel="Split", **_FRACTION)
+    seed: int = option(42, _SEED, low=0, panel="Split")
+    unlabeled: bool = option(False, "Also keep the 50,000 unlabelled reviews (text for `rnnkit embed`).",
+                             panel="Data")
+    force: bool = option(False, "Run even when the outputs are up to date.", panel="Output")
 
 
 @dataclass
@@ -50,22 +52,24 @@ class CsvOptions:
     """`rnnkit prepare csv`: a table's own split column, or stratified splits of its rows."""
 
     path: Path = option(help="A CSV or TSV file (.gz is fine).", argument=True)
-    text_col: str = option("text", "Column with the text.")
-    label_col: str = option("label", "Column with the label(s).")
+    text_col: str = option("text", "Column with the text.", panel="Data")
+    label_col: str = option("label", "Column with the label(s).", panel="Data")
     sep: str | None = option(None, "Field separator (escapes such as '\\t' are read). Default: tab for "
-                             ".tsv/.tab, else comma.", parse=_unescape)
-    multi_label: bool = option(False, "A row may carry several labels, joined by --label-sep.")
-    label_sep: str = option(", ", "Separator between labels with --multi-label.")
+                             ".tsv/.tab, else comma.", parse=_unescape, panel="Data")
+    multi_label: bool = option(False, "A row may carry several labels, joined by --label-sep.",
+                               panel="Data")
+    label_sep: str = option(", ", "Separator between labels with --multi-label.", panel="Data")
     split_col: str | None = option(None, "Column with train/val/test per row (val may be missing: then "
-                                   "--val-size of train is split off).")
+                                   "--val-size of train is split off).", panel="Split")
     group_col: str | None = option(None, "Column whose rows stay in one split (e.g. the sentences of one "
                                    "review), so that val/test do not leak; --test-size and --val-size then "
-                                   "count groups, not rows, and are not stratified.")
-    test_size: float = option(0.2, "Test fraction when there is no --split-col.", example="0.2", **_FRACTION)
+                                   "count groups, not rows, and are not stratified.", panel="Split")
+    test_size: float = option(0.2, "Test fraction when there is no --split-col.", example="0.2", panel="Split",
+                              **_FRACTION)
     val_size: float = option(0.1, "Validation fraction of what remains for training.", example="0.1",
-                             **_FRACTION)
-    split_seed: int = option(0, _SEED, low=0)
-    force: bool = option(False, "Run even when the outputs are up to date.")
+                             panel="Split", **_FRACTION)
+    split_seed: int = option(0, _SEED, low=0, panel="Split")
+    force: bool = option(False, "Run even when the outputs are up to date.", panel="Output")
 
 
 @dataclass

@@ -28,23 +28,26 @@ DEFAULT_VOCAB = {"word": 20000, "bpe": 30000}
 @dataclass
 class Options:
     tokenizer: str = option("word", "word: regex words, a vocabulary by document frequency (gensim); bpe: "
-                            "byte-pair pieces, so that rare words are not <UNK>.", choices=TOKENIZERS)
+                            "byte-pair pieces, so that rare words are not <UNK>.", choices=TOKENIZERS,
+                            panel="Vocabulary")
     vocab_size: int | None = option(None, "Vocabulary size, special tokens included. Default: "
                                     + ", ".join(f"{n} {k}" for k, n in DEFAULT_VOCAB.items()) + ".", low=1,
-                                    example="20000")
+                                    example="20000", panel="Vocabulary")
     min_df: int = option(2, "word: keep words in at least this many training documents (rarer ones read as "
-                         "<UNK>).", low=1)
+                         "<UNK>).", low=1, panel="Vocabulary")
     max_df: float = option(0.9, "word: drop words in more than this fraction of documents.", low=0.0, high=1.0,
-                           low_open=True, example="0.9")
+                           low_open=True, example="0.9", panel="Vocabulary")
     stop_words: bool = option(False, "word: drop English stop words (scikit-learn's list, keeping 'no' and "
-                              "'not', which carry sentiment).")
-    lowercase: bool = option(True, "Lower-case texts.")
-    bos: bool = option(False, "Prepend <BOS>.")
-    eos: bool = option(False, "Append <EOS>.")
-    max_length: int = option(400, "Tokens kept per text, special tokens included.", low=1, example="400")
+                              "'not', which carry sentiment).", panel="Vocabulary")
+    lowercase: bool = option(True, "Lower-case texts.", panel="Encoding")
+    bos: bool = option(False, "Prepend <BOS>.", panel="Encoding")
+    eos: bool = option(False, "Append <EOS>.", panel="Encoding")
+    max_length: int = option(400, "Tokens kept per text, special tokens included.", low=1, example="400",
+                            panel="Encoding")
     truncate: str = option("head", "Tokens a longer text keeps: head (the first), tail (the last) or head+tail "
-                           "(a quarter from the start, the rest from the end).", choices=TRUNCATE_CHOICES)
-    force: bool = option(False, "Run even when the outputs are up to date.")
+                           "(a quarter from the start, the rest from the end).", choices=TRUNCATE_CHOICES,
+                           panel="Encoding")
+    force: bool = option(False, "Run even when the outputs are up to date.", panel="Output")
 
     def params(self) -> dict[str, Any]:
         """The settings the manifest records (--vocab-size resolved; --force is not a setting)."""

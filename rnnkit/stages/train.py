@@ -48,8 +48,8 @@ class Options(LoopOptions, ModelOptions, DeviceOptions):
     hyper-parameters (models/config.py), the loop's settings (training/loop.py) and the run's own below."""
 
     embeddings: str | None = option(None, "Initialise the embedding from artifacts/embeddings.pt (`rnnkit "
-                                    "embed`) or a GloVe / word2vec text file.", panel="Model")
-    name: str | None = option(None, "Run name. Default: <model>-<date>-<time>.", panel="Run")
+                                    "embed`) or a GloVe / word2vec text file.", panel="Model", metavar="PATH")
+    name: str | None = option(None, "Run name. Default: <model>-<date>-<time>.", panel="Run", metavar="NAME")
     force: bool = option(False, "Replace an existing run of this --name (once the new one has finished).",
                          panel="Run")
     config: str | None = option(None, "Start from the settings of a run's config.json or a study's "

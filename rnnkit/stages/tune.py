@@ -63,9 +63,9 @@ class Options:
     trials: int = option(15, "Trials to add to the study (0: only summarise it and train its best configuration).",
                          low=0, panel="Search")
     model: str = option(ModelOptions.model, "Model name (see `rnnkit models`), unless the space sets model.",
-                        panel="Search")
+                        panel="Model")
     epochs_per_trial: int = option(3, "Epochs each trial trains (the metric is reported to the pruner after "
-                                   "every one).", low=1, panel="Search")
+                                   "every one).", low=1, panel="Optimisation")
     metric: str | None = option(None, "What the study optimizes. Default: val_accuracy (binary, multi-class), "
                                 "val_macro_f1 (multi-label, so that rare labels count as much as frequent ones).",
                                 choices=tuple(METRICS), panel="Search")
@@ -77,32 +77,34 @@ class Options:
                                    low=0, low_open=True, panel="Search")
     seed: int = option(0, "Seed of the sampler and of every trial's weights and batch order.", panel="Search")
     study: str | None = option(None, "Study name; the same name resumes the study. Default: the model's name.",
-                               panel="Study")
+                               panel="Study", metavar="NAME")
     storage: str | None = option(None, "Where the study lives: a database URL (postgresql://user:pw@host/db) "
-                                 "or a .journal file. Default: artifacts/tune/<study>.journal.", panel="Study")
+                                 "or a .journal file. Default: artifacts/tune/<study>.journal.", panel="Study",
+                                 metavar="URL")
     space: Path | None = option(None, "Search-space TOML file (docs/tuning.md). Default: hidden_dim "
                                 "{64,128,256} where the model has one, dropout [0.2,0.6], lr from a tenth to "
                                 "3x the model's default, log.", panel="Study")
     final_epochs: int = option(5, "Epochs for training the best configuration as run tuned-<study> (0: skip).",
-                               low=0, panel="Search")
+                               low=0, panel="Optimisation")
     embeddings: str | None = option(None, "Start every trial's embedding from artifacts/embeddings.pt or a "
-                                    "GloVe / word2vec text file (as `train --embeddings`).", panel="Trials")
+                                    "GloVe / word2vec text file (as `train --embeddings`).", panel="Model",
+                                    metavar="PATH")
     freeze_embeddings_epochs: int = option(0, "Keep the --embeddings vectors fixed for the first N epochs of "
-                                           "every trial.", low=0, panel="Trials")
+                                           "every trial.", low=0, panel="Optimisation")
     device: str = option("auto", "Where trials train: the GPU when torch sees one, or cpu, cuda.", choices=DEVICES,
-                         panel="Device")
+                         panel="Hardware")
     threads: int | None = option(None, "CPU threads for the whole call (default: torch's, OMP_NUM_THREADS); on "
-                                 "the CPU each trial gets one by default, see --jobs.", low=1, panel="Device")
+                                 "the CPU each trial gets one by default, see --jobs.", low=1, panel="Hardware")
     jobs: int | None = option(None, "Trials trained at once, each in a worker process of its own. Default: one "
                               "per CPU thread (--threads) on the CPU, 1 on CUDA; 1 trains trials one after the "
-                              "other in this process.", low=1, panel="Device")
+                              "other in this process.", low=1, panel="Hardware")
     # Not a setting of the study (like device and threads), so workers may differ: a search
     # ranks configurations as well in either precision, and bf16 trials are faster on a CPU
     # with bf16 instructions (BENCHMARKS.md, "Tuning on the sample"). The final run reproduces
     # the best trial only in the trials' precision (another one is another random draw).
     amp: bool | None = option(None, "Mixed precision for the trials and the final run (bf16 on CPU, fp16 on "
                               "CUDA). Default: on where the hardware runs it natively (a CPU with bf16 "
-                              "instructions, a tensor-core GPU), off elsewhere.", panel="Device")
+                              "instructions, a tensor-core GPU), off elsewhere.", panel="Hardware")
 
     def study_name(self) -> str:
         return self.study if self.study is not None else self.model

@@ -20,8 +20,8 @@ class DeviceOptions:
     """Where a model trains or runs (`rnnkit train`, `evaluate`, `ablate-gates`, `predict`)."""
 
     device: str = option("auto", "Where to run: the GPU when torch sees one, or cpu, cuda.",
-                         choices=DEVICES, panel="Device")
-    threads: int | None = option(None, "CPU threads (default: torch's, OMP_NUM_THREADS).", low=1, panel="Device")
+                         choices=DEVICES, panel="Hardware")
+    threads: int | None = option(None, "CPU threads (default: torch's, OMP_NUM_THREADS).", low=1, panel="Hardware")
 
 
 def resolve_device(name: str):

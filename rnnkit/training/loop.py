@@ -122,29 +122,29 @@ def describe_schedule(options: LoopOptions, data: dict) -> str:
 class LoopOptions:
     """The training loop's settings. None means "decided from the model and the data" (resolve_options)."""
 
-    batch_size: int = option(64, "Texts per batch.", low=1, tunable=True, panel="Training")
+    batch_size: int = option(64, "Texts per batch.", low=1, tunable=True, panel="Optimisation")
     epochs: int | None = option(None, "Maximum epochs. Default: about 2,000 steps' worth, 5 to 40 (printed at "
-                                "the start).", low=1, panel="Training")
+                                "the start).", low=1, panel="Optimisation")
     patience: int | None = option(None, "Stop after N epochs without a better --monitor value (0: never). "
-                                  "Default: a quarter of the epochs, at least 2.", low=0, panel="Training")
+                                  "Default: a quarter of the epochs, at least 2.", low=0, panel="Optimisation")
     lr: float | None = option(None, "Adam's peak learning rate. Default: the model's (1e-3; ngram 1e-2).",
-                              low=0, low_open=True, example="1e-3", tunable=True, panel="Training")
-    weight_decay: float = option(0.0, "Adam weight decay.", low=0, tunable=True, panel="Training")
+                              low=0, low_open=True, example="1e-3", tunable=True, panel="Optimisation")
+    weight_decay: float = option(0.0, "Adam weight decay.", low=0, tunable=True, panel="Optimisation")
     # Linear warm-up over the first 5% of the steps, then cosine decay to zero at the last
     # epoch: the epoch count matters less (training/optim.py).
     schedule: str = option("warmup-cosine", "Learning rate over the steps: warm-up then cosine decay to 0, "
-                           "or constant.", choices=SCHEDULES, panel="Training")
+                           "or constant.", choices=SCHEDULES, panel="Optimisation")
     monitor: str | None = option(None, "Validation metric that picks best.pt and stops early. Default: "
                                  "val_accuracy (val_micro_f1 for multi-label).", choices=tuple(MONITORS),
-                                 panel="Training")
+                                 panel="Optimisation")
     pos_weight: str = option("auto", "Multi-label positive weights: auto (sqrt(neg/pos) per label, capped at "
-                             "30), none, or a number.", panel="Training")
-    clip: float = option(1.0, "Max gradient norm (0: no clipping).", low=0, tunable=True, panel="Training")
+                             "30), none, or a number.", panel="Optimisation", metavar="WEIGHT")
+    clip: float = option(1.0, "Max gradient norm (0: no clipping).", low=0, tunable=True, panel="Optimisation")
     freeze_embeddings_epochs: int = option(0, "Keep the --embeddings vectors fixed for the first N epochs, "
-                                           "then train them.", low=0, tunable=True, panel="Training")
-    seed: int = option(0, "Seed for weights and batch order.", panel="Training")
-    amp: bool = option(False, "Mixed precision (bf16 on CPU, fp16 on CUDA).", panel="Device")
-    compile: bool = option(False, "torch.compile the model.", panel="Device")
+                                           "then train them.", low=0, tunable=True, panel="Optimisation")
+    seed: int = option(0, "Seed for weights and batch order.", panel="Optimisation")
+    amp: bool = option(False, "Mixed precision (bf16 on CPU, fp16 on CUDA).", panel="Hardware")
+    compile: bool = option(False, "torch.compile the model.", panel="Hardware")
 
     def check(self) -> None:
         from rnnkit.options import check

@@ -74,12 +74,12 @@ def test_cnn_widths_and_channels_reach_the_checkpoint(pipeline_copy):
 
 def test_predict_text_json_and_stdin_agree(pipeline_copy):
     texts = ["great film", "a dull, boring waste of time"]
-    plain = ok(["predict", *texts, "--artifacts", pipeline_copy]).output.strip().splitlines()
+    plain = ok(["predict", *texts, "--artifacts", pipeline_copy]).stdout.strip().splitlines()
     assert [line.split("\t")[0] in ("pos", "neg") for line in plain] == [True, True]
     as_json = [json.loads(x) for x in ok(["predict", *texts, "--json", "--artifacts", pipeline_copy])
-               .output.strip().splitlines()]
+               .stdout.strip().splitlines()]
     from_stdin = [json.loads(x) for x in ok(["predict", "-", "--json", "--artifacts", pipeline_copy],
-                                            input="\n".join(texts) + "\n").output.strip().splitlines()]
+                                            input="\n".join(texts) + "\n").stdout.strip().splitlines()]
     assert as_json == from_stdin
     for line, obj in zip(plain, as_json):
         assert line.split("\t")[0] == obj["label"]
@@ -121,9 +121,9 @@ def test_models_lists_every_registered_model_with_parameter_counts(tmp_path):
 def test_amp_predictions_agree_with_float32(pipeline_copy):
     texts = ["great film", "a dull, boring waste of time", "not bad at all, i liked the actors"]
     fp32 = [json.loads(x) for x in ok(["predict", *texts, "--json", "--artifacts", pipeline_copy])
-            .output.strip().splitlines()]
+            .stdout.strip().splitlines()]
     bf16 = [json.loads(x) for x in ok(["predict", *texts, "--json", "--amp", "--artifacts", pipeline_copy])
-            .output.strip().splitlines()]
+            .stdout.strip().splitlines()]
     for a, b in zip(fp32, bf16):
         assert abs(a["probabilities"]["pos"] - b["probabilities"]["pos"]) < 0.02
 
@@ -133,7 +133,7 @@ def test_worker_threads_keep_predictions_and_order(pipeline_copy):
              "awful", "the best acting i have seen in years, a wonderful story"]
 
     def predict(*flags):
-        out = ok(["predict", *texts, "--json", *flags, "--artifacts", pipeline_copy]).output
+        out = ok(["predict", *texts, "--json", *flags, "--artifacts", pipeline_copy]).stdout
         return [json.loads(x) for x in out.strip().splitlines()]
 
     plain = predict("--workers", "1", "--batch-size", "256")
@@ -169,5 +169,5 @@ def test_compiled_training_matches_eager_and_saves_a_plain_checkpoint(pipeline_c
         assert abs(compiled - eager) < 1e-4, losses
     state = torch.load(pipeline_copy / "checkpoints" / "compiled" / "best.pt", weights_only=True)["state_dict"]
     assert state and not any(key.startswith("_orig_mod.") for key in state)
-    out = ok(["predict", "great film", "--run", "compiled", "--json", "--artifacts", pipeline_copy]).output
+    out = ok(["predict", "great film", "--run", "compiled", "--json", "--artifacts", pipeline_copy]).stdout
     assert json.loads(out)["label"] in ("neg", "pos")

@@ -94,7 +94,7 @@ def test_tune_writes_summary_plots_and_tuned_run_then_resumes(pipeline_copy, spa
     # Trials write no checkpoint: the only new run is the tuned one, an ordinary run.
     assert {p.name for p in (pipeline_copy / "checkpoints").iterdir()} == {"tiny", "tuned-t"}
     assert {p.name for p in (pipeline_copy / "checkpoints" / "tuned-t").iterdir()} == {
-        "best.pt", "last.pt", "metrics.jsonl", "curves.png"}
+        "best.pt", "last.pt", "metrics.jsonl", "curves.png", "config.json", "state.pt"}
     manifest = json.loads((pipeline_copy / "manifest.json").read_text())
     assert {"tune/t", "train/tuned-t"} <= set(manifest["stages"])
     assert manifest["stages"]["tune/t"]["params"]["best_trial"] == best["best_trial"]

@@ -142,3 +142,12 @@ def test_train_config_refuses_a_file_that_is_not_a_config(pipeline_copy, tmp_pat
     result = run_cli([*TINY_TRAIN, "--config", bad, "--artifacts", pipeline_copy])
     assert result.exit_code != 0 and "unknown setting(s) hiden_dim" in result.output
     assert "Traceback" not in result.output
+
+
+def test_train_config_takes_a_studys_best_params(pipeline_copy, tmp_path):
+    options = read_config(artifact_paths(pipeline_copy).run_dir("tiny"))["options"]
+    best_params = tmp_path / "best_params.json"  # as `rnnkit tune` writes it: the tuned run's options
+    best_params.write_text(json.dumps({"study": "s", "final_options": {**options, "dropout": 0.3}}), encoding="utf-8")
+    ok(["train", "--config", best_params, "--name", "from-study", "--artifacts", pipeline_copy])
+    again = read_config(artifact_paths(pipeline_copy).run_dir("from-study"))["options"]
+    assert again["dropout"] == 0.3 and again["hidden_dim"] == 8 and again["name"] == "from-study"

@@ -51,12 +51,13 @@ class Spec:
         """The valid values in words: "in [0, 1)", "> 0", "one of: a, b"."""
         if self.choices:
             return "one of: " + ", ".join(map(str, self.choices))
+        low, high = number(self.low), number(self.high)
         if self.low is not None and self.high is not None:
-            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
         if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
+            return f"{'>' if self.low_open else '>='} {low}"
         if self.high is not None:
-            return f"{'<' if self.high_open else '<='} {self.high:g}"
+            return f"{'<' if self.high_open else '<='} {high}"
         return ""
 
     def accepts(self, value: Any) -> bool:
@@ -71,6 +72,16 @@ class Spec:
         if self.high is not None and (value >= self.high if self.high_open else value > self.high):
             return False
         return True
+
+
+def number(value: float | None) -> str:
+    """A bound as users type it: whole numbers in full (4294967295, not 4.29497e+09), others
+    as %g (1e-05, 0.5)."""
+    if value is None:
+        return ""
+    if float(value).is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return f"{value:g}"
 
 
 def option(default: Any = MISSING, help: str = "", **spec: Any) -> Any:

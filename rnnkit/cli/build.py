@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from rnnkit.cli.common import ArtifactsOption, QuietOption, friendly_errors, paths_for
-from rnnkit.options import Spec, declared, flag
+from rnnkit.options import Spec, declared, flag, number
 
 # The --help panels, in the order they are listed; an option without one is in the general
 # "Options" panel (with --artifacts, -q, -h), listed first. A panel not named here follows these.
@@ -130,12 +130,12 @@ def describe(spec: Spec) -> tuple[str | None, str]:
 
 def _range(spec: Spec) -> str:
     """">=1", ">0", "0<=x<1": one word, so that --help never breaks it across lines."""
-    low = f"{spec.low:g}{'<' if spec.low_open else '<='}" if spec.low is not None else ""
-    high = f"{'<' if spec.high_open else '<='}{spec.high:g}" if spec.high is not None else ""
+    low = f"{number(spec.low)}{'<' if spec.low_open else '<='}" if spec.low is not None else ""
+    high = f"{'<' if spec.high_open else '<='}{number(spec.high)}" if spec.high is not None else ""
     if low and high:
         return f"{low}x{high}"
     if low:
-        return f"{'>' if spec.low_open else '>='}{spec.low:g}"
+        return f"{'>' if spec.low_open else '>='}{number(spec.low)}"
     return high
 
 

@@ -51,14 +51,22 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def friendly_errors(command):
-    """Print an RnnkitError as one line and exit 2; Ctrl-C exits 130. No traceback either way."""
+    """Print an RnnkitError as one line and exit 2; an OSError (a folder that cannot be written,
+    a full disk, a file where a folder should be) too, as "cannot write PATH: REASON — fix";
+    Ctrl-C exits 130. No traceback in any case."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        root = kwargs.get("artifacts")
         try:
+            if root is not None and Path(root).exists() and not Path(root).is_dir():
+                raise RnnkitError(f"--artifacts {root} is a file, not a folder — pass a folder (it is created "
+                                  f"when missing)")
             return command(*args, **kwargs)
         except RnnkitError as exc:
             fail(str(exc))
+        except OSError as exc:
+            _os_error(exc, root)
         except KeyboardInterrupt:
             from rnnkit.console import err_console
 
@@ -66,6 +74,44 @@ def friendly_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _os_error(exc: OSError, root: Path | None) -> None:
+    """An OSError as one line: what could not be read or written, why, and what to do."""
+    import errno
+    import os
+
+    if exc.errno == errno.EPIPE:  # `rnnkit predict ... | head`: the reader left; nothing to say
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        raise typer.Exit(141)
+    path = exc.filename if exc.filename is not None else None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if path is None:  # a write that failed mid-file (a full disk) names no file: name the folder
+        path = str(root if root is not None else paths_for(None).root) + "/"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    elsewhere = "or pass --artifacts a folder elsewhere"
+    code = exc.errno
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        fail(f"cannot write {path}: {reason} — free some space ({elsewhere}) and run the command again")
+    elif code == errno.EROFS:
+        fail(f"cannot write {path}: {reason} — {elsewhere.removeprefix('or ')} on a writable disk")
+    elif code in (errno.EACCES, errno.EPERM):
+        verb = "read" if os.path.exists(path) and not os.access(path, os.R_OK) else "write"
+        fail(f"cannot {verb} {path}: {reason} — give yourself access to it (chmod, chown), {elsewhere}")
+    elif code == errno.ENOTDIR or code == errno.EEXIST:
+        blocker = next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), None)
+        what = f"{blocker} is a file, not a folder" if blocker is not None else reason
+        fail(f"cannot use {path}: {what} — move that file away, {elsewhere}")
+    elif code == errno.EISDIR:
+        fail(f"cannot use {path}: it is a folder, not a file — give the path of a file")
+    elif code == errno.ENOENT:
+        fail(f"cannot read {path}: {reason} — check the path")
+    else:
+        fail(f"cannot read or write {path}: {reason} — check the path and the disk, and run the command again")
 
 
 class Group(TyperGroup):

@@ -19,6 +19,8 @@ def split(frame, fraction: float, seed: int, *, stratify: bool, group_col: str |
     import numpy as np
     from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
+    if not 0 <= seed < 2**32:  # what numpy and scikit-learn take as a seed
+        raise RnnkitError(f"split seed {seed} is out of range — use a seed in [0, {2**32 - 1}]")
     if group_col is not None:
         n_groups = frame["group"].nunique()
         n_part = math.ceil(fraction * n_groups)  # as GroupShuffleSplit rounds
@@ -32,14 +34,18 @@ def split(frame, fraction: float, seed: int, *, stratify: bool, group_col: str |
         rest, part = next(splitter.split(frame, groups=frame["group"]))
         return frame.iloc[rest], frame.iloc[part]
     if len(frame) < 2:
-        raise RnnkitError(f"only {len(frame)} rows to split — use a larger dataset")
+        raise RnnkitError(f"only {len(frame)} row left to split in two (train and val, or val and test) — use a "
+                          f"larger dataset")
+    n_part = math.ceil(fraction * len(frame))  # as train_test_split rounds
+    if n_part >= len(frame):
+        raise RnnkitError(f"splitting {fraction:g} of {len(frame)} rows off leaves no row on the other side — use a "
+                          f"smaller --test-size / --val-size or a larger dataset")
     if stratify and isinstance(frame["label"].iloc[0], (list, tuple, np.ndarray)):
         rest, part = multilabel_split(np.stack(frame["label"].to_numpy()).astype(bool), fraction, seed)
         return frame.iloc[rest], frame.iloc[part]
     labels = None
     if stratify:
         counts = frame["label"].value_counts()
-        n_part = math.ceil(fraction * len(frame))  # as train_test_split rounds
         # A class with one row, or a side with fewer rows than there are classes, cannot be stratified.
         if counts.min() >= 2 and min(n_part, len(frame) - n_part) >= len(counts):
             labels = frame["label"]

@@ -33,18 +33,29 @@ def show_kernel_sizes(widths) -> str:
     return ",".join(map(str, widths))
 
 
+# Largest --embedding-dim, --hidden-dim and --channels; --layers; a --kernel-sizes width; a
+# vocabulary (`tokenize --vocab-size`, `models --vocab-size`: rows of the embedding table).
+MAX_WIDTH = 4096
+MAX_LAYERS = 32
+MAX_KERNEL = 256
+MAX_VOCAB = 10_000_000
+
+
 @dataclass
 class ModelOptions:
     """The model's hyper-parameters as a user gives them (`rnnkit train`, `rnnkit tune`, `rnnkit models`)."""
 
     model: str = option("bilstm-pool", "Model name (see `rnnkit models`).", tunable=True, panel="Model")
-    embedding_dim: int = option(128, "Embedding size (the notebooks' default).", low=1, tunable=True,
-                                panel="Model")
+    # The upper bounds below are far above any useful size, but keep a typo (2e9) from
+    # asking for more memory than any machine has; they show in --help as the range.
+    embedding_dim: int = option(128, "Embedding size (the notebooks' default).", low=1, high=MAX_WIDTH,
+                                tunable=True, panel="Model")
     hidden_dim: int | str = option(128, "Hidden size per direction, or match:MODEL[@SIZE] / budget:PARAMS to "
-                                   "size it to a parameter budget (models/sizing.py).", low=1, tunable=True,
-                                   cli_type=str, parse=_size_or_spec, show=str, panel="Model", metavar="SIZE")
-    layers: int = option(1, "Stacked recurrent layers; dropout is applied between them.", low=1, tunable=True,
-                         panel="Model")
+                                   "size it to a parameter budget (models/sizing.py).", low=1, high=MAX_WIDTH,
+                                   tunable=True, cli_type=str, parse=_size_or_spec, show=str, panel="Model",
+                                   metavar="SIZE")
+    layers: int = option(1, "Stacked recurrent layers; dropout is applied between them.", low=1, high=MAX_LAYERS,
+                         tunable=True, panel="Model")
     bidirectional: bool = option(False, "Both directions, for models where it is optional.", tunable=True,
                                  panel="Model")
     dropout: float = option(0.5, "Dropout before the classifier head (and between stacked layers).", low=0,
@@ -54,20 +65,21 @@ class ModelOptions:
                                       tunable=True, panel="Model")
     # Keras' default a = 0.05; small starts generalise better: see layers.token_embedding.
     embedding_init: float = option(0.05, "Random token vectors start uniform in [-A, A] (0: PyTorch's N(0, 1)).",
-                                   low=0, tunable=True, panel="Model")
+                                   low=0, high=10, tunable=True, panel="Model")
     # Kim used 100 with 300-d vectors; with 128-d frozen word2vec on IMDB, 200 had the lowest
     # validation loss of 100, 200 and 300 (BENCHMARKS.md).
-    channels: int = option(200, "Feature maps per convolution width.", low=1, tunable=True, panel="Model")
-    kernel_sizes: tuple[int, ...] = option((3, 4, 5), "Convolution widths, comma-separated.", low=1, example="3,4,5",
-                                           cli_type=str, parse=parse_kernel_sizes, show=show_kernel_sizes,
-                                           metavar="W,W,...", panel="Model")
+    channels: int = option(200, "Feature maps per convolution width.", low=1, high=MAX_WIDTH, tunable=True,
+                           panel="Model")
+    kernel_sizes: tuple[int, ...] = option((3, 4, 5), "Convolution widths, comma-separated.", low=1,
+                                           high=MAX_KERNEL, example="3,4,5", cli_type=str, parse=parse_kernel_sizes,
+                                           show=show_kernel_sizes, metavar="W,W,...", panel="Model")
 
     def check(self) -> None:
         from rnnkit.options import check
 
         check(self)
         if not self.kernel_sizes:
-            raise RnnkitError("--kernel-sizes '' must be one or more widths >= 1, e.g. 3,4,5")
+            raise RnnkitError(f"--kernel-sizes '' must be one or more widths in [1, {MAX_KERNEL}], e.g. 3,4,5")
 
 
 # The names of ModelOptions' hyper-parameters (all but `model`): what a model may declare it takes.

@@ -21,24 +21,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnkit.artifacts import ArtifactPaths, Manifest
+from rnnkit.artifacts import ArtifactPaths, Manifest, data_lock, hold_lock
 from rnnkit.errors import RnnkitError
+from rnnkit.models.config import MAX_WIDTH
 from rnnkit.options import check, option
 from rnnkit.text.word2vec import ALGORITHMS
 
 
 @dataclass
 class Options:
-    dim: int = option(128, "Vector size: the model's `train --embedding-dim`.", low=1, panel="Word2vec")
-    window: int = option(5, "Context tokens on each side.", low=1, panel="Word2vec")
+    dim: int = option(128, "Vector size: the model's `train --embedding-dim`.", low=1, high=MAX_WIDTH,
+                      panel="Word2vec")
+    window: int = option(5, "Context tokens on each side.", low=1, high=1000, panel="Word2vec")
     epochs: int = option(5, "Passes over the corpus.", low=1, panel="Word2vec")
     min_count: int = option(2, "Tokens seen fewer times get no vector (too few contexts to place them).", low=1,
                          panel="Word2vec")
     algorithm: str = option("cbow", "cbow (fast) or skipgram (slower, better for rare words).", choices=ALGORITHMS,
                            panel="Word2vec")
     workers: int = option(1, "word2vec threads; more than 1 is faster but not reproducible run to run.", low=1,
-                         panel="Hardware")
-    seed: int = option(0, "word2vec seed.", low=0, panel="Word2vec")
+                          high=256, panel="Hardware")
+    seed: int = option(0, "word2vec seed.", low=0, high=2**32 - 1, panel="Word2vec")
     vectors: Path | None = option(None, "Take the vectors from a GloVe or word2vec text file instead of "
                                   "training them.", panel="Data")
     force: bool = option(False, "Run even when the outputs are up to date.", panel="Output")
@@ -68,6 +70,20 @@ class Result:
 def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -> Result:
     """Write embeddings.pt: word2vec on train (+ unlabeled), or the rows of a vectors file
     (`given`: unused; with --vectors the word2vec settings are not used)."""
+    check(options)
+    # embed reads tokenizer.json and prepared/ throughout (a shared data lock: `prepare` and
+    # `tokenize` wait) and is the one writer of embeddings.pt (a second `embed` is refused).
+    with hold_lock(paths, "embed", doing="`rnnkit embed` is writing it", refused=_embed_busy), \
+            data_lock(paths, "embed", write=False):
+        return _embed(paths, options)
+
+
+def _embed_busy(holder: str, pid: int | None) -> str:
+    who = f" by process {pid}" if pid is not None else ""
+    return f"embeddings.pt is being written{who} (`rnnkit embed`) — wait for it to finish"
+
+
+def _embed(paths: ArtifactPaths, options: Options) -> Result:
     import time
 
     import torch
@@ -76,7 +92,6 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -
     from rnnkit.text.base import Tokenizer
     from rnnkit.text.embeddings import load_embeddings_pt
 
-    check(options)
     manifest = Manifest(paths)
     input_hashes = manifest.verify([paths.tokenizer], produced_by="tokenize", rerun="rnnkit tokenize")
     tokenizer_sha = input_hashes[paths.rel(paths.tokenizer)]

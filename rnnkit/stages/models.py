@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
 
-from rnnkit.models.config import ModelOptions
+from rnnkit.models.config import MAX_VOCAB, ModelOptions
 from rnnkit.options import check, option
 
 # Without a dataset.pt: the tokenizer's default vocabulary size (`rnnkit tokenize`).
@@ -38,7 +38,7 @@ class Options:
     channels: int = _as_in_model_options("channels")
     kernel_sizes: tuple[int, ...] = _as_in_model_options("kernel_sizes")
     vocab_size: int | None = option(None, "Vocabulary size. Default: from dataset.pt, else 20000.", low=1,
-                                   panel="Data")
+                                   high=MAX_VOCAB, panel="Data")
 
 
 @dataclass

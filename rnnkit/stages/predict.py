@@ -103,25 +103,46 @@ def read_texts(texts: Iterable[str], file: str | None) -> list[str]:
     """Texts from the arguments, or one per line from a file ('-' for stdin). Blank lines are
     kept (each gets an output line, so outputs line up with inputs); a file without any
     text is an error."""
-    import sys
-
     texts = list(texts)
     if file is not None:
         if texts:
             raise RnnkitError("give texts as arguments or --file, not both")
-        if file == "-":
-            lines = sys.stdin.read().splitlines()
-        else:
-            try:
-                with open(file, encoding="utf-8") as handle:
-                    lines = handle.read().splitlines()
-            except OSError as exc:
-                raise RnnkitError(f"cannot read --file {file} ({exc.strerror}) — give a readable text file") from None
+        lines = _read_lines(file)
         if not any(line.strip() for line in lines):
-            raise RnnkitError(f"--file {file} holds no text — put one text per line")
+            where = "stdin" if file == "-" else f"--file {file}"
+            raise RnnkitError(f"{where} holds no text — put one text per line")
         return lines
     elif len(texts) == 1 and texts[0] == "-":
         return read_texts([], "-")
     if not texts:
         raise RnnkitError("no text to classify — give TEXT arguments, --file F, or '-' to read stdin")
     return texts
+
+
+def _read_lines(file: str) -> list[str]:
+    """The lines of --file (or stdin for '-'): UTF-8 text (a byte-order mark is dropped), or one
+    RnnkitError that says what the file is instead."""
+    import sys
+
+    where = "stdin" if file == "-" else f"--file {file}"
+    try:
+        if file == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+        else:
+            with open(file, "rb") as handle:
+                data = handle.read()
+    except IsADirectoryError:
+        raise RnnkitError(f"{where} is a folder — give a text file with one text per line") from None
+    except OSError as exc:
+        raise RnnkitError(f"cannot read {where} ({exc.strerror or exc}) — give a readable text file") from None
+    if b"\0" in data[:1 << 16]:
+        raise RnnkitError(f"{where} holds binary data (NUL bytes), not text — give a UTF-8 text file, one text "
+                          f"per line")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RnnkitError(f"{where} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}) — save it as "
+                          f"UTF-8 (e.g. `iconv -f latin1 -t UTF-8`)") from None
+    return text.splitlines()

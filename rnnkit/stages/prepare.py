@@ -15,10 +15,11 @@ prepared/ and records it. data/prepared.py reads it back for the next stages.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnkit.artifacts import ArtifactPaths, Manifest
+from rnnkit.artifacts import ArtifactPaths, Manifest, data_lock
 from rnnkit.errors import RnnkitError
 from rnnkit.options import check, option
 
@@ -27,7 +28,9 @@ _SEED = "Seed of the split, so that a re-run gives the same rows."
 
 
 def _unescape(sep: str) -> str:
-    return sep.encode().decode("unicode_escape")  # --sep '\t' is a tab
+    from rnnkit.data.csv import unescape_sep
+
+    return unescape_sep(sep)  # --sep '\t' is a tab; a lone backslash is a one-line error
 
 
 @dataclass
@@ -41,7 +44,7 @@ class ImdbOptions:
                           panel="Data")
     val_size: float = option(0.3, "Fraction of the official train reviews kept for validation.", example="0.3",
                              panel="Split", **_FRACTION)
-    seed: int = option(42, _SEED, low=0, panel="Split")
+    seed: int = option(42, _SEED, low=0, high=2**32 - 1, panel="Split")
     unlabeled: bool = option(False, "Also keep the 50,000 unlabelled reviews (text for `rnnkit embed`).",
                              panel="Data")
     force: bool = option(False, "Run even when the outputs are up to date.", panel="Output")
@@ -68,7 +71,7 @@ class CsvOptions:
                               **_FRACTION)
     val_size: float = option(0.1, "Validation fraction of what remains for training.", example="0.1",
                              panel="Split", **_FRACTION)
-    split_seed: int = option(0, _SEED, low=0, panel="Split")
+    split_seed: int = option(0, _SEED, low=0, high=2**32 - 1, panel="Split")
     force: bool = option(False, "Run even when the outputs are up to date.", panel="Output")
 
 
@@ -81,14 +84,17 @@ class Result:
 
 
 def run(paths: ArtifactPaths, options: ImdbOptions | CsvOptions, given: set[str] | None = None) -> Result:
-    """Prepare the corpus `options` describe (`given`: unused, every option applies)."""
+    """Prepare the corpus `options` describe (`given`: unused, every option applies). From the
+    lineage check on, the folder's data lock is held (artifacts.data_lock): a `prepare` or
+    `tokenize` of the same folder running meanwhile is refused."""
     check(options)
-    if isinstance(options, ImdbOptions):
-        return _imdb(paths, options)
-    return _csv(paths, options)
+    with contextlib.ExitStack() as held:
+        if isinstance(options, ImdbOptions):
+            return _imdb(paths, options, held)
+        return _csv(paths, options, held)
 
 
-def _imdb(paths: ArtifactPaths, options: ImdbOptions) -> Result:
+def _imdb(paths: ArtifactPaths, options: ImdbOptions, held: contextlib.ExitStack) -> Result:
     from rnnkit.data.imdb import LABEL_NAMES, locate_corpus, read_imdb, read_sample, sample_path
     from rnnkit.data.split import split
     from rnnkit.training.metrics import BINARY
@@ -103,7 +109,7 @@ def _imdb(paths: ArtifactPaths, options: ImdbOptions) -> Result:
         "seed": options.seed,
         "unlabeled": options.unlabeled,
     }
-    stale = _stale(paths, corpus_path, params, options.force)
+    stale = _stale(paths, corpus_path, params, options.force, held)
     if stale is None:
         return _up_to_date(paths)
     manifest, input_hashes = stale
@@ -122,7 +128,7 @@ def _imdb(paths: ArtifactPaths, options: ImdbOptions) -> Result:
     return _write(paths, manifest, splits, extra, BINARY, LABEL_NAMES, params, input_hashes)
 
 
-def _csv(paths: ArtifactPaths, options: CsvOptions) -> Result:
+def _csv(paths: ArtifactPaths, options: CsvOptions, held: contextlib.ExitStack) -> Result:
     """With `group_col`, the splits made here keep every group (the sentences of one review, the
     posts of one thread) whole, so that validation and test never see a near-copy of training text."""
     from rnnkit.data.csv import default_sep, read_table
@@ -136,7 +142,7 @@ def _csv(paths: ArtifactPaths, options: CsvOptions) -> Result:
                 "val_size", "split_seed")
     params = {"dataset": "csv", "source": str(path.resolve()), "sep": sep,
               **{name: getattr(options, name) for name in settings}}
-    stale = _stale(paths, path, params, options.force)
+    stale = _stale(paths, path, params, options.force, held)
     if stale is None:
         return _up_to_date(paths)
     manifest, input_hashes = stale
@@ -202,9 +208,10 @@ def _up_to_date(paths: ArtifactPaths) -> Result:
     return Result(True, info["task"], info["label_names"], info["counts"])
 
 
-def _stale(paths: ArtifactPaths, source: Path, params: dict, force: bool):
+def _stale(paths: ArtifactPaths, source: Path, params: dict, force: bool, held: contextlib.ExitStack):
     """(manifest, the source's hashes) when prepare must run; None when prepared/ is up to date
-    with these settings and this source (and not --force)."""
+    with these settings and this source (and not --force). Takes the data lock (into `held`)."""
+    held.enter_context(data_lock(paths, "prepare", write=True, create=True))
     manifest = Manifest(paths)
     input_hashes = _source_hashes(manifest, source)
     if not force and manifest.up_to_date("prepare", params=params, input_hashes=input_hashes):

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnkit.artifacts import ArtifactPaths, Manifest, write_json
+from rnnkit.artifacts import ArtifactPaths, Manifest
 from rnnkit.errors import RnnkitError
 from rnnkit.options import option
 from rnnkit.training import checkpoints
 from rnnkit.training.checkpoints import RunChoice, RunInfo
+from rnnkit.training.run_config import check_run_name
 
 _NAME_HELP = "Run name (`rnnkit runs` lists them)."
 _JSON_HELP = "Print JSON instead of a table."
@@ -111,7 +112,9 @@ class UseResult:
 
 
 def run(paths: ArtifactPaths, options: ListOptions | None = None, given: set[str] | None = None) -> ListResult:
-    """Every run in checkpoints/, oldest first, and the one used by default."""
+    """Every run in checkpoints/, oldest first, and the one used by default (a replacement a
+    crash cut short is repaired first, with a note: checkpoints.repair_leftovers)."""
+    _notes(checkpoints.repair_leftovers(paths))
     runs = checkpoints.list_runs(paths)
     choice, problem = None, None
     try:
@@ -142,6 +145,7 @@ def record(info: RunInfo, dataset_sha256: str | None, choice: RunChoice | None) 
 
 def show(paths: ArtifactPaths, options: ShowOptions, given: set[str] | None = None) -> ShowResult:
     """One run's settings and best metrics."""
+    check_run_name(options.name, "NAME")
     listing = run(paths)
     mine = [r for r in listing.runs if r.name == options.name]
     if not mine:
@@ -154,21 +158,27 @@ def show(paths: ArtifactPaths, options: ShowOptions, given: set[str] | None = No
     if opts is None:  # a run from before config.json: the manifest recorded every option
         entry = Manifest(paths).stages.get(f"train/{info.name}") or {}
         opts = {k: v for k, v in (entry.get("params") or {}).items() if k not in ("model_config", "interrupted")}
+    being_trained = not info.partial and any(r.partial and r.status == "running" for r in mine)
     return ShowResult(info, record(info, listing.dataset_sha256, listing.choice), dict(opts),
-                      dict(config.get("resolved") or {}), any(r.partial for r in mine) and not info.partial)
+                      dict(config.get("resolved") or {}), being_trained)
 
 
-def removal(paths: ArtifactPaths, name: str) -> Removal:
-    """What `runs rm NAME` would delete; refuses a run that is being trained."""
+def removal(paths: ArtifactPaths, name: str, *, locked: bool = False) -> Removal:
+    """What `runs rm NAME` would delete; refuses a run that is being trained. `locked`: the
+    caller holds the run's lock, so no process trains it (a "running" config.json is a killed run's)."""
     mine = [r for r in checkpoints.list_runs(paths) if r.name == name]
     running = [r for r in mine if r.status == "running"]
     if running:
         where = paths.rel(running[0].path)
+        if locked:
+            raise RnnkitError(f"run {name!r} is running according to {where}/config.json, but no process holds its "
+                              f"lock: it was killed — resume it with `rnnkit train --resume {name}`, or delete "
+                              f"{where}/ by hand")
         raise RnnkitError(f"run {name!r} is running ({where}/config.json says so) — wait for it to end or stop it "
                           f"first; if its process was killed, resume it with `rnnkit train --resume {name}` or "
                           f"delete {where}/ by hand")
-    folders = [p for p in (paths.run_dir(name), paths.checkpoints / f".{name}.partial",
-                           paths.checkpoints / f".{name}.old") if p.is_dir()]
+    folders = [p for p in (paths.run_dir(name), checkpoints.partial_dir(paths, name), checkpoints.old_dir(paths, name))
+               if p.is_dir()]
     manifest = Manifest(paths)
     keys = [k for k in manifest.stages
             if k == f"train/{name}" or k.startswith((f"evaluate/{name}/", f"ablate/{name}/"))]
@@ -190,31 +200,36 @@ def rm(paths: ArtifactPaths, options: RmOptions, given: set[str] | None = None, 
        confirm: Callable[[Removal], bool] | None = None) -> Removal | None:
     """Delete a run: its folder(s), its manifest records and its reports; unmark it if current.
     Without --yes, `confirm(removal)` decides (None: nobody to ask, an error). Returns None
-    when the answer was no."""
-    plan = removal(paths, options.name)
-    if not options.yes:
-        if confirm is None:
-            raise RnnkitError(f"deleting run {options.name!r} needs confirmation — pass --yes")
-        if not confirm(plan):
-            return None
-    # The records go first: a folder left behind by a failed delete has no lineage and is refused
-    # by evaluate, and `runs rm` deletes it on a second try.
-    manifest = Manifest(paths)
-    for key in plan.manifest_keys:
-        manifest.stages.pop(key, None)
-    if plan.manifest_keys:
-        write_json(paths.manifest, manifest.data)
-    for folder in plan.folders:
-        shutil.rmtree(folder)
-    for path in plan.reports:
-        path.unlink(missing_ok=True)
-    if plan.current:
-        checkpoints.set_current_run(paths, None)
+    when the answer was no. The run's lock is held throughout: a run being trained is refused,
+    and no `train` of that name starts meanwhile."""
+    check_run_name(options.name, "NAME")  # never a path: "..", "/" or "" would reach other folders
+    from rnnkit.artifacts import run_lock
+
+    with run_lock(paths, options.name, doing="being deleted", fix="wait for it to end, or stop it first") as lock:
+        _notes(checkpoints.repair_run(paths, options.name))
+        plan = removal(paths, options.name, locked=lock.held)
+        if not options.yes:
+            if confirm is None:
+                raise RnnkitError(f"deleting run {options.name!r} needs confirmation — pass --yes")
+            if not confirm(plan):
+                return None
+        # The records go first: a folder left behind by a failed delete has no lineage and is refused
+        # by evaluate, and `runs rm` deletes it on a second try.
+        if plan.manifest_keys:
+            Manifest(paths).remove(plan.manifest_keys)
+        for folder in plan.folders:
+            shutil.rmtree(folder)
+        for path in plan.reports:
+            path.unlink(missing_ok=True)
+        if plan.current:
+            checkpoints.set_current_run(paths, None)
     return plan
 
 
 def use(paths: ArtifactPaths, options: UseOptions, given: set[str] | None = None) -> UseResult:
     """Mark a run as current (artifacts/current_run), unmark it (--clear), or say which run is used."""
+    if options.name is not None:
+        check_run_name(options.name, "NAME")
     previous = checkpoints.current_run(paths)
     if options.name is not None and options.clear:
         raise RnnkitError("give a run NAME or --clear, not both")
@@ -243,6 +258,14 @@ def use(paths: ArtifactPaths, options: UseOptions, given: set[str] | None = None
         notes.append(str(exc))
         choice = None
     return UseResult(checkpoints.current_run(paths), previous, choice, notes)
+
+
+def _notes(notes: list[str]) -> None:
+    if notes:
+        from rnnkit.console import err_console
+
+        for note in notes:
+            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def _size(n: float) -> str:

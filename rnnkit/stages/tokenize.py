@@ -16,11 +16,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rnnkit.artifacts import ArtifactPaths
+from rnnkit.artifacts import ArtifactPaths, data_lock
+from rnnkit.models.config import MAX_VOCAB
 from rnnkit.options import check, option
 from rnnkit.text.base import TRUNCATE_CHOICES
 from rnnkit.text.dataset import TOKENIZERS
 
+# Tokens per text at most: far above any real text, so that only a typo is refused (--help shows
+# the range; the vocabulary's bound, MAX_VOCAB, is the embedding table's).
+MAX_LENGTH = 1_000_000
 # Vocabulary sizes when --vocab-size is not given: BPE spends part of its budget on pieces of words.
 DEFAULT_VOCAB = {"word": 20000, "bpe": 30000}
 
@@ -32,7 +36,7 @@ class Options:
                             panel="Vocabulary")
     vocab_size: int | None = option(None, "Vocabulary size, special tokens included. Default: "
                                     + ", ".join(f"{n} {k}" for k, n in DEFAULT_VOCAB.items()) + ".", low=1,
-                                    example="20000", panel="Vocabulary")
+                                    high=MAX_VOCAB, example="20000", panel="Vocabulary")
     min_df: int = option(2, "word: keep words in at least this many training documents (rarer ones read as "
                          "<UNK>).", low=1, panel="Vocabulary")
     max_df: float = option(0.9, "word: drop words in more than this fraction of documents.", low=0.0, high=1.0,
@@ -42,8 +46,8 @@ class Options:
     lowercase: bool = option(True, "Lower-case texts.", panel="Encoding")
     bos: bool = option(False, "Prepend <BOS>.", panel="Encoding")
     eos: bool = option(False, "Append <EOS>.", panel="Encoding")
-    max_length: int = option(400, "Tokens kept per text, special tokens included.", low=1, example="400",
-                            panel="Encoding")
+    max_length: int = option(400, "Tokens kept per text, special tokens included.", low=1, high=MAX_LENGTH,
+                             example="400", panel="Encoding")
     truncate: str = option("head", "Tokens a longer text keeps: head (the first), tail (the last) or head+tail "
                            "(a quarter from the start, the rest from the end).", choices=TRUNCATE_CHOICES,
                            panel="Encoding")
@@ -65,7 +69,15 @@ class Result:
 
 
 def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -> Result:
-    """Tokenize the prepared splits as `options` say (`given`: unused, every option applies)."""
+    """Tokenize the prepared splits as `options` say (`given`: unused, every option applies).
+    The folder's data lock is held throughout (artifacts.data_lock): a `prepare` or `tokenize`
+    of the same folder, or a `train` about to load dataset.pt, is refused meanwhile."""
+    check(options)
+    with data_lock(paths, "tokenize", write=True):
+        return _tokenize(paths, options)
+
+
+def _tokenize(paths: ArtifactPaths, options: Options) -> Result:
     import pickle
 
     from rnnkit.artifacts import Manifest, torch_save, write_bytes
@@ -73,7 +85,6 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None) -
     from rnnkit.data.prepared import SPLITS, load_prepared
     from rnnkit.text.dataset import build_tokenizer, dataset_tensors, encode, load_dataset
 
-    check(options)
     params = options.params()
     manifest = Manifest(paths)
     splits, info, input_hashes = load_prepared(paths, manifest)

@@ -1,15 +1,20 @@
 """`rnnkit train`: dataset.pt -> artifacts/checkpoints/<run>/ (best.pt, last.pt, metrics.jsonl, curves.png).
 
-`run` checks the dataset's lineage, builds the model the options describe, trains it with
-the shared loop (training/loop.py) and writes the run folder atomically: the run is built in
-`checkpoints/.<name>.partial/` and renamed into place when done, so an existing run is never
-replaced by a half-finished one. The run is recorded in the manifest.
+`run` holds the run's lock (a second `train` of the same name is refused), checks the
+dataset's lineage, builds the model the options describe, trains it with the shared loop
+(training/loop.py) and writes the run folder atomically: the run is built in
+`checkpoints/.<name>.partial/`, recorded in the manifest and renamed into place when done
+(training/checkpoints.py `swap_into_place`), so an existing run is never replaced by a
+half-finished one: an interrupted `--force` run stays in `.<name>.partial/` beside the finished
+run, for `--resume`. A loss that is not finite stops training with a one-line error; the run
+is kept, marked failed, if it has finished epochs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -19,13 +24,22 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rnnkit.artifacts import ArtifactPaths, Manifest, torch_load, torch_save, write_text
+from rnnkit.artifacts import (
+    ArtifactPaths,
+    Manifest,
+    data_lock,
+    run_lock,
+    sha256_file,
+    torch_load,
+    torch_save,
+    write_text,
+)
 from rnnkit.errors import RnnkitError
 from rnnkit.models.config import ModelOptions
 from rnnkit.options import defaults, option
 from rnnkit.training import checkpoints
 from rnnkit.training.device import DeviceOptions, configure_cpu, resolve_device
-from rnnkit.training.loop import MONITORS, LoopOptions, describe_schedule, fit, resolve_options
+from rnnkit.training.loop import MONITORS, DivergedError, LoopOptions, describe_schedule, fit, resolve_options
 from rnnkit.training.metrics import MULTILABEL, headline
 from rnnkit.training.run_config import (
     CONFIG_FILE,
@@ -87,7 +101,17 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None, *
     """Train a model as `options` say; `given`: the options the user typed (see Options.check;
     None: those that differ from their defaults). `on_epoch_end(epoch, record)` runs after each
     epoch's files are written (a progress hook; raising KeyboardInterrupt there stops the run
-    as Ctrl-C does)."""
+    as Ctrl-C does).
+
+    The run's lock (artifacts/.locks/train/<name>.lock) is held from the moment the name is
+    known to the end: a second `train` (or `--resume`, or `runs rm`) of the same name is
+    refused at once. A half-done swap of this run left by a killed process is repaired first
+    (checkpoints.repair_run)."""
+    with contextlib.ExitStack() as held:
+        return _run(paths, options, given, on_epoch_end, held)
+
+
+def _run(paths: ArtifactPaths, options: Options, given: set[str] | None, on_epoch_end, held) -> Result:
     import torch
 
     from rnnkit.console import err_console
@@ -99,8 +123,12 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None, *
         default = defaults(Options)
         given = {name for name, value in asdict(options).items() if value != default[name]}
     resumed = None
+    locked = False
     if options.resume is not None:
-        options, resumed = _resumed_options(paths, options, given)
+        if not _RUN_NAME.match(options.resume):
+            raise RnnkitError(f"no interrupted run {options.resume!r} in {paths.checkpoints}/ — see `rnnkit runs`")
+        locked = _hold_run(held, paths, options.resume, resuming=True)
+        options, resumed = _resumed_options(paths, options, given, locked=locked)
     elif options.config is not None:
         options = _options_with_config(options, given)
         default = defaults(Options)
@@ -108,21 +136,29 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None, *
     spec = get_spec(options.model)  # unknown model: fail before any work
     options.check(given)
     configure_cpu(options.threads)
-    manifest = Manifest(paths)
-    input_hashes = manifest.verify([paths.dataset, paths.tokenizer, paths.word2idx], produced_by="tokenize",
-                                   rerun="rnnkit tokenize")
-    name = options.resume or _run_name(paths, options.name, options.model, options.force)
-    data = load_dataset(paths, manifest=manifest, check_lineage=False)
-    vocab = load_word2idx(paths)
-    if len(vocab) != int(data["vocab_size"]):
-        raise RnnkitError(f"{paths.word2idx} has {len(vocab):,} words but dataset.pt was encoded with "
-                          f"{int(data['vocab_size']):,} — re-run `rnnkit tokenize --force`")
-    tokenizer_json = paths.tokenizer.read_text(encoding="utf-8")
-    pretrained = None
-    if options.embeddings:
-        pretrained = load_run_embeddings(paths, manifest, options, tokenizer_json,
-                                         input_hashes[paths.rel(paths.tokenizer)])
-        input_hashes = {**input_hashes, **pretrained.input_hashes}
+    # The data is read under the folder's data lock (shared with other readers): `prepare` and
+    # `tokenize` cannot replace it between its check and its loading.
+    with data_lock(paths, "train", write=False):
+        manifest = Manifest(paths)
+        input_hashes = manifest.verify([paths.dataset, paths.tokenizer, paths.word2idx], produced_by="tokenize",
+                                       rerun="rnnkit tokenize")
+        if options.resume is not None:
+            name = options.resume
+        else:
+            name = _run_name(paths, options.name, options.model)
+            _hold_run(held, paths, name, resuming=False)
+            _check_free(paths, name, options.force)
+        data = load_dataset(paths, manifest=manifest, check_lineage=False)
+        vocab = load_word2idx(paths)
+        if len(vocab) != int(data["vocab_size"]):
+            raise RnnkitError(f"{paths.word2idx} has {len(vocab):,} words but dataset.pt was encoded with "
+                              f"{int(data['vocab_size']):,} — re-run `rnnkit tokenize --force`")
+        tokenizer_json = paths.tokenizer.read_text(encoding="utf-8")
+        pretrained = None
+        if options.embeddings:
+            pretrained = load_run_embeddings(paths, manifest, options, tokenizer_json,
+                                             input_hashes[paths.rel(paths.tokenizer)])
+            input_hashes = {**input_hashes, **pretrained.input_hashes}
 
     given_options = options
     options = resolve_options(options, data, default_lr=spec.lr)
@@ -134,7 +170,7 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None, *
     model = model.to(device)
     dataset_sha = input_hashes[paths.rel(paths.dataset)]
     final_dir = paths.run_dir(name)
-    work_dir = paths.checkpoints / f".{name}.partial"
+    work_dir = checkpoints.partial_dir(paths, name)
     state = None
     if resumed is not None:
         state = _restore(paths, name, resumed, work_dir, final_dir, model, dataset_sha, device)
@@ -146,7 +182,7 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None, *
     if state is not None:
         err_console.print(f"resuming run {name} after epoch {state['epoch']} of {options.epochs}", highlight=False)
     else:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        shutil.rmtree(work_dir, ignore_errors=True)  # (_check_free: nothing of value is left in it)
         work_dir.mkdir(parents=True)
     run_config = {
         "run": name, "status": RUNNING, "pid": os.getpid(), "options": asdict(given_options),
@@ -185,32 +221,129 @@ def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None, *
         if on_epoch_end is not None:
             on_epoch_end(training_state["epoch"], history[-1])
 
+    finish = functools.partial(_finish_run, paths, manifest, work_dir, final_dir, name, options, config,
+                               input_hashes, history, data["task"])
     try:
         with _sigterm_as_interrupt():
             result = fit(model, data, options, device=device, on_epoch_end=epoch_end, on_best=on_best,
-                         on_state=on_state, resume=state)
+                         on_state=on_state, resume=state, stop_on_divergence=True)
+        if not (work_dir / "best.pt").exists():  # (fit stops at a loss that is not finite: not reached)
+            raise RnnkitError(f"no epoch of run {name!r} gave a usable model — lower --lr, or check the data")
     except BaseException as exc:
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        if (work_dir / "best.pt").exists() and history:
-            run_config["status"] = INTERRUPTED if interrupted else FAILED
-            write_config(work_dir, run_config)
-            _finish_run(paths, manifest, work_dir, final_dir, name, options, config, input_hashes,
-                        history, data["task"], interrupted=True)
-            how = "interrupted" if interrupted else "failed"
-            err_console.print(f"{how}: kept the {len(history)} finished epoch(s) in {final_dir} — continue with "
-                              f"`rnnkit train --resume {name}`", highlight=False)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        _keep_unfinished(paths, exc, work_dir, final_dir, name, run_config, history, finish)
         raise
     run_config["status"] = FINISHED
     write_config(work_dir, run_config)
-    _finish_run(paths, manifest, work_dir, final_dir, name, options, config, input_hashes,
-                history, data["task"], interrupted=False)
+    replaced = finish(interrupted=False)
+    if replaced:
+        err_console.print(f"replaced the earlier run {name} (--force)", highlight=False)
     best = result.history[result.best_epoch - 1]
     warning = silent_model_warning(best)
     if warning:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     return Result(name, final_dir, result.best_epoch, best, len(result.history), result.seconds_per_epoch)
+
+
+def _keep_unfinished(paths: ArtifactPaths, exc: BaseException, work_dir: Path, final_dir: Path, name: str,
+                     run_config: dict, history: list[dict], finish) -> None:
+    """After Ctrl-C, SIGTERM or an error: keep the finished epochs, resumable, without ever
+    replacing a finished run (--force replaces it only with a finished one).
+
+    With finished epochs (and their best.pt) the run is marked interrupted (Ctrl-C, SIGTERM)
+    or failed (an error, a loss that is not finite) and goes to checkpoints/<name>/, unless a
+    finished run of that name is there: then it stays in .<name>.partial/, where `--resume`
+    finds it. Without any, nothing is left behind."""
+    from rnnkit.console import err_console
+
+    if not (history and (work_dir / "best.pt").exists()):
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    run_config["status"] = INTERRUPTED if interrupted else FAILED
+    if not interrupted:
+        run_config["error"] = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
+    how = "interrupted" if interrupted else "failed"
+    epochs = f"{len(history)} finished epoch(s)"
+    marked = "" if interrupted else ", marked failed"
+    # A diverged run would diverge again with its own settings: no point in resuming it.
+    resume = "" if isinstance(exc, DivergedError) else f" — `rnnkit train --resume {name}` continues it"
+    try:
+        write_config(work_dir, run_config)
+        if _finished_run_at(final_dir):
+            err_console.print(f"{how}: the finished run {name} is kept; the new one ({epochs}{marked}) is in "
+                              f"{work_dir}{resume}", highlight=False)
+            return
+        replaced = finish(interrupted=True)
+    except Exception as error:  # e.g. a full disk: the run stays where it is, resumable
+        err_console.print(f"{how}: the {epochs} stay in {work_dir} ({error}){resume}", highlight=False)
+        return
+    note = " (it replaced an unfinished earlier run of that name)" if replaced else ""
+    err_console.print(f"{how}: kept the {epochs} in {final_dir}{marked}{note}{resume}", highlight=False)
+
+
+def _finished_run_at(folder: Path) -> bool:
+    """Whether `folder` holds a finished run (a run from before config.json counts, if it has best.pt)."""
+    if not folder.is_dir():
+        return False
+    try:
+        config = read_config(folder)
+    except RnnkitError:
+        return (folder / "best.pt").exists()
+    return (folder / "best.pt").exists() if config is None else config.get("status") == FINISHED
+
+
+def _hold_run(held: contextlib.ExitStack, paths: ArtifactPaths, name: str, *, resuming: bool) -> bool:
+    """Take run `name`'s lock for the rest of the run, then repair what a killed swap left.
+    True when a real lock is held (False where there is no fcntl)."""
+    from rnnkit.console import err_console
+
+    fix = "wait for it to end, or stop it first" if resuming else "wait for it, or pick another --name"
+    lock = held.enter_context(run_lock(paths, name, fix=fix))
+    for note in checkpoints.repair_run(paths, name):
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+    return lock.held
+
+
+def _check_free(paths: ArtifactPaths, name: str, force: bool) -> None:
+    """Refuse a name in use without --force; with it, say what will be replaced or removed.
+    A .<name>.partial/ holding finished epochs (a killed or interrupted run) is never removed
+    without --force, nor silently with it."""
+    from rnnkit.console import err_console
+
+    if paths.run_dir(name).exists() and not force:
+        raise RnnkitError(f"run {name!r} already exists in {paths.checkpoints}/ — pick another --name, "
+                          f"or pass --force to replace it once the new run has finished")
+    work = checkpoints.partial_dir(paths, name)
+    if not work.is_dir():
+        return
+    epochs, status = _finished_epochs(work)
+    if not epochs:
+        return  # a run killed before its first epoch ended: nothing to keep
+    what = f"{epochs} finished epoch(s) of an earlier run {name!r} ({status})"
+    if not force:
+        resume = f"continue it with `rnnkit train --resume {name}`, " if status != FINISHED else ""
+        raise RnnkitError(f"{work} holds {what} — {resume}delete it with `rnnkit runs rm {name}`, or pass --force "
+                          f"to discard it")
+    err_console.print(f"[yellow]note:[/] discarding {work}: {what}, as --force asks", highlight=False)
+
+
+def _finished_epochs(folder: Path) -> tuple[int, str]:
+    """(epochs, status) of a run folder: its config.json's count (metrics.jsonl's lines without
+    one) and status ("killed" for a "running" one: its lock was free); (0, ...) without last.pt."""
+    try:
+        config = read_config(folder)
+    except RnnkitError:
+        config = None
+    status = str((config or {}).get("status", "unknown"))
+    status = "killed" if status == RUNNING else status
+    if not (folder / "last.pt").exists():
+        return 0, status
+    if config is not None and isinstance(config.get("epochs_run"), int):
+        return config["epochs_run"], status
+    try:
+        return sum(1 for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()), status
+    except OSError:
+        return 0, status
 
 
 # Above these shares of validation texts, `train` warns (silent_model_warning).
@@ -298,7 +431,10 @@ def apply_pretrained(model, pretrained, options: Options, *, pad_id: int) -> dic
 
 
 def _finish_run(paths, manifest, work_dir: Path, final_dir: Path, name: str, options: Options,
-                config, input_hashes, history, task: str, *, interrupted: bool) -> None:
+                config, input_hashes, history, task: str, *, interrupted: bool) -> bool:
+    """Plot the curves, record the run, and swap it into place (checkpoints.swap_into_place);
+    True when it replaced an older run of that name. The record comes first: a process killed
+    during the swap leaves a state the next command completes (checkpoints.repair_run)."""
     from rnnkit.plots import training_curves
 
     sign = 1.0 if MONITORS[options.monitor] == "maximize" else -1.0
@@ -309,16 +445,11 @@ def _finish_run(paths, manifest, work_dir: Path, final_dir: Path, name: str, opt
                "val_label": "val (loss unweighted, F1 at fitted thresholds)"} if task == MULTILABEL else {})
     training_curves(history, work_dir / "curves.png", metric=headline(task),
                     title=f"{name} ({options.model}, best by {options.monitor})", best=best["epoch"], **labels)
-    # Swap the finished run into place; an older run of the same name (--force) goes last.
-    old = paths.checkpoints / f".{name}.old"
-    if final_dir.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        final_dir.rename(old)
-    work_dir.rename(final_dir)
-    shutil.rmtree(old, ignore_errors=True)
-    outputs = [final_dir / f for f in ("best.pt", "last.pt", "metrics.jsonl", "curves.png", CONFIG_FILE)]
+    files = ("best.pt", "last.pt", "metrics.jsonl", "curves.png", CONFIG_FILE)
+    output_hashes = {paths.rel(final_dir / f): sha256_file(work_dir / f) for f in files}
     params = {**asdict(options), "model_config": config.to_dict(), "interrupted": interrupted}
-    manifest.record(f"train/{name}", params=params, outputs=outputs, input_hashes=input_hashes)
+    manifest.record(f"train/{name}", params=params, output_hashes=output_hashes, input_hashes=input_hashes)
+    return checkpoints.swap_into_place(paths, name)
 
 
 def _progress_of(run_config: dict, history: list[dict], monitor: str) -> dict:
@@ -352,8 +483,10 @@ def _options_with_config(options: Options, given: set[str]) -> Options:
     return replace(options, **taken)
 
 
-def _resumed_options(paths: ArtifactPaths, options: Options, given: set[str]) -> tuple[Options, dict]:
-    """--resume NAME: the run's own options (from its config.json), with this call's device and threads."""
+def _resumed_options(paths: ArtifactPaths, options: Options, given: set[str], *,
+                     locked: bool = False) -> tuple[Options, dict]:
+    """--resume NAME: the run's own options (from its config.json), with this call's device and threads.
+    `locked`: this process holds the run's lock, so a config.json saying "running" is a killed run's."""
     from dataclasses import replace
 
     name = options.resume
@@ -373,7 +506,7 @@ def _resumed_options(paths: ArtifactPaths, options: Options, given: set[str]) ->
     if saved["status"] == FINISHED:
         raise RnnkitError(f"run {name!r} has finished — nothing to resume; train a new run or "
                           f"`rnnkit train --name {name} --force` to replace it")
-    if saved["status"] == RUNNING and _alive(saved.get("pid")):
+    if saved["status"] == RUNNING and not locked and _alive(saved.get("pid")):
         raise RnnkitError(f"run {name!r} is still being trained (process {saved['pid']}) — wait for it or stop "
                           f"it first")
     kept = {k: v for k, v in saved["options"].items() if k not in ("name", "force", "config", "resume")}
@@ -442,18 +575,16 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_name(paths: ArtifactPaths, name: str | None, model: str, force: bool) -> str:
+def _run_name(paths: ArtifactPaths, name: str | None, model: str) -> str:
+    """--name, checked; without one, <model>-<date>-<time> (with a suffix when taken)."""
     if name is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         name = f"{model}-{stamp}"
         suffix = 2
-        while paths.run_dir(name).exists():
+        while paths.run_dir(name).exists() or checkpoints.partial_dir(paths, name).exists():
             name = f"{model}-{stamp}-{suffix}"
             suffix += 1
         return name
     if not _RUN_NAME.match(name):
         raise RnnkitError(f"--name {name!r} — use letters, digits, '.', '_' and '-' (e.g. bilstm-pool-lr3e-4)")
-    if paths.run_dir(name).exists() and not force:
-        raise RnnkitError(f"run {name!r} already exists in {paths.checkpoints}/ — pick another --name, "
-                          f"or pass --force to replace it once the new run has finished")
     return name

@@ -78,35 +78,112 @@ def save(path: Path, payload: dict[str, Any]) -> None:
     torch_save(path, payload)
 
 
+DAMAGED_FIX = "train the run again with `rnnkit train --force`"
+# The keys every checkpoint holds, with their types (the others are optional or newer).
+REQUIRED = {"model": str, "config": dict, "state_dict": dict, "task": str, "label_names": list,
+            "tokenizer_json": str}
+
+
 def load(path: Path) -> dict[str, Any]:
-    fix = "train the run again with `rnnkit train --force`"
+    """A checkpoint file, safely loaded, with the keys predict and evaluate read (else a one-line error)."""
+    fix = DAMAGED_FIX
     data = torch_load(path, what="checkpoint", fix=TRAIN_FIX if not Path(path).exists() else fix)
     if not isinstance(data, dict):
         raise RnnkitError(f"{path} is not an rnnkit checkpoint — {fix}")
     check_format(data.get("format_version"), CHECKPOINT_FORMAT, path, fix)
+    for key, kind in REQUIRED.items():
+        if not isinstance(data.get(key), kind):
+            what = (f"it lacks {key!r}" if key not in data else
+                    f"its {key!r} is {type(data[key]).__name__}, not {kind.__name__}")
+            raise RnnkitError(f"{path} is a damaged checkpoint: {what} — {fix}")
+    if not all(isinstance(n, str) for n in data["label_names"]):
+        raise RnnkitError(f"{path} is a damaged checkpoint: its label names are not all text — {fix}")
+    from rnnkit.training.metrics import BINARY, MULTICLASS, MULTILABEL
+
+    names = len(data["label_names"])
+    if data["task"] not in (BINARY, MULTICLASS, MULTILABEL) or names < 1 or (data["task"] == BINARY and names != 2):
+        raise RnnkitError(f"{path} is a damaged checkpoint: task {data['task']!r} with "
+                          f"{len(data['label_names'])} label name(s) — {fix}")
     return data
 
 
-def rebuild(checkpoint: dict[str, Any]):
-    """The model of a checkpoint, with its weights, in eval mode."""
+def rebuild(checkpoint: dict[str, Any], where: str | Path = "the checkpoint"):
+    """The model of a checkpoint, with its weights, in eval mode (a checkpoint that does not
+    make its model — unknown model, weights of other shapes — is a one-line error naming `where`)."""
     from rnnkit.models import ModelConfig, build_model
+    from rnnkit.training.metrics import num_outputs
 
-    model = build_model(checkpoint["model"], ModelConfig.from_dict(checkpoint["config"]))
-    model.load_state_dict(checkpoint["state_dict"])
+    try:
+        config = ModelConfig.from_dict(checkpoint["config"])
+        model = build_model(checkpoint["model"], config)
+        model.load_state_dict(checkpoint["state_dict"])
+        outputs = num_outputs(checkpoint["task"], checkpoint["label_names"])
+    except RnnkitError as exc:
+        raise RnnkitError(f"{where}: {exc}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise RnnkitError(f"{where} is a damaged checkpoint: its model cannot be rebuilt ({reason}) — "
+                          f"{DAMAGED_FIX}") from None
+    if getattr(config, "num_outputs", outputs) != outputs:
+        raise RnnkitError(f"{where} is a damaged checkpoint: {len(checkpoint['label_names'])} label names for a "
+                          f"model of {config.num_outputs} outputs — {DAMAGED_FIX}")
     return model.eval()
 
 
-def decision_of(checkpoint: dict[str, Any]):
+def decision_of(checkpoint: dict[str, Any], where: str | Path = "the checkpoint"):
     """The checkpoint's decision rule (thresholds); 0.5 for checkpoints written before there was one."""
     from rnnkit.training.metrics import Decision, num_outputs
 
-    return Decision.from_dict(checkpoint.get("decision"), num_outputs(checkpoint["task"], checkpoint["label_names"]))
+    outputs = num_outputs(checkpoint["task"], checkpoint["label_names"])
+    try:
+        decision = Decision.from_dict(checkpoint.get("decision"), outputs)
+        ok = len(decision.thresholds) == outputs and all(0.0 <= float(t) <= 1.0 for t in decision.thresholds)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise RnnkitError(f"{where} is a damaged checkpoint: its decision thresholds do not fit its "
+                          f"{outputs} output(s) — {DAMAGED_FIX}")
+    return decision
 
 
-def tokenizer_of(checkpoint: dict[str, Any]):
+def tokenizer_of(checkpoint: dict[str, Any], where: str | Path = "the checkpoint"):
+    """The tokenizer the checkpoint carries (junk in its JSON is a one-line error naming `where`)."""
     from rnnkit.text.base import Tokenizer
 
-    return Tokenizer.from_json_text(checkpoint["tokenizer_json"])
+    try:
+        return Tokenizer.from_json_text(checkpoint["tokenizer_json"], f"{where} (its tokenizer)")
+    except RnnkitError as exc:  # the tokenizer's own message, with the fix for a checkpoint
+        raise RnnkitError(f"{str(exc).split(' — ')[0]} — {DAMAGED_FIX}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise RnnkitError(f"{where} is a damaged checkpoint: its tokenizer is not valid ({reason}) — "
+                          f"{DAMAGED_FIX}") from None
+
+
+def verify_checkpoint(paths: ArtifactPaths, run: str, path: Path, *, warn=None) -> bool:
+    """Check a run's checkpoint against the sha256 its `train` recorded in the manifest.
+
+    A file that differs (edited, damaged) is a one-line error. Without a manifest, or without a
+    record of the run (a run folder copied in by hand), it cannot be checked: `warn(message)`
+    is told so, and False returned. True: the file is the one the run wrote.
+    """
+    from rnnkit.artifacts import sha256_file
+
+    path = Path(path)
+    if not paths.manifest.exists():
+        if warn is not None:
+            warn(f"no manifest: the checkpoint cannot be checked ({paths.manifest} is missing)")
+        return False
+    entry = Manifest(paths).stages.get(f"train/{run}") or {}
+    recorded = (entry.get("outputs") or {}).get(paths.rel(path))
+    if recorded is None:
+        if warn is not None:
+            warn(f"run {run!r} has no record in {paths.manifest}: its checkpoint cannot be checked")
+        return False
+    if not path.exists() or sha256_file(path) != recorded:
+        raise RnnkitError(f"{path} does not match what `rnnkit train` recorded (sha256 differs: the file was "
+                          f"changed or damaged) — train the run again with `rnnkit train --name {run} --force`")
+    return True
 
 
 # --------------------------------------------------------------------------- runs
@@ -121,7 +198,8 @@ def tokenizer_of(checkpoint: dict[str, Any]):
 #      holding only checkpoints), the best finished run of any data.
 
 CURRENT_RUN_FILE = "current_run"  # artifacts/current_run: one line, the name `rnnkit runs use` marked
-PARTIAL_SUFFIX = ".partial"  # checkpoints/.<name>.partial/: a run being written (train)
+PARTIAL_SUFFIX = ".partial"  # checkpoints/.<name>.partial/: a run being written (train), or an unfinished one kept
+OLD_SUFFIX = ".old"  # checkpoints/.<name>.old/: the run a finished replacement (--force) moves aside, then deletes
 
 
 @dataclass
@@ -257,12 +335,15 @@ def default_run(paths: ArtifactPaths, runs: list[RunInfo] | None = None) -> RunC
     if not candidates:
         return None
     best = max(candidates, key=lambda r: (r.value, r.updated or r.created or "", r.name))
-    on = "this dataset.pt" if data is not None else "any data (no dataset.pt here)"
+    on = ("this dataset.pt" if data is not None else "any data (no dataset.pt here)" if not paths.dataset.exists()
+          else "any data (the manifest has no record of dataset.pt)")
     return RunChoice(best.name, f"best finished run on {on}, {best.metric} {best.value:.4f}", "best")
 
 
 def choose_run(paths: ArtifactPaths, name: str | None) -> RunChoice:
-    """The run a command uses: `name` (--run), else the default (see above), with the reason."""
+    """The run a command uses: `name` (--run), else the default (see above), with the reason.
+    A replacement that a crash cut short is repaired first (`repair_leftovers`), and said so."""
+    _print_notes(repair_leftovers(paths))
     runs = list_runs(paths)
     if name is not None:
         info = find_run(paths, name, runs)
@@ -297,6 +378,10 @@ def choose_run(paths: ArtifactPaths, name: str | None) -> RunChoice:
 
 def resolve_run(paths: ArtifactPaths, name: str | None) -> str:
     """The run a command uses: `name` (--run) if given, else the default rule (see above)."""
+    if name is not None:
+        from rnnkit.training.run_config import check_run_name
+
+        check_run_name(name, "--run")
     return choose_run(paths, name).name
 
 
@@ -349,3 +434,139 @@ def _run_info(name: str, folder: Path, manifest: Manifest) -> RunInfo:
         stamp = dt.datetime.fromtimestamp((folder / "best.pt").stat().st_mtime, dt.timezone.utc)
         info.created = info.updated = stamp.isoformat(timespec="seconds")
     return info
+
+
+# --------------------------------------------------------------------------- putting runs in place
+#
+# `rnnkit train` builds a run in checkpoints/.<name>.partial/, records it in the manifest, and
+# then swaps it into place (`swap_into_place`):
+#   1. checkpoints/<name>/ (an older run, with --force), if any -> .<name>.old/
+#   2. .<name>.partial/ -> <name>/
+#   3. .<name>.old/ deleted.
+# The manifest record comes first: it marks the new run as the one to keep. A process killed at
+# any point leaves a state that `repair_run` recognises and completes or undoes, with a note
+# for each folder it moves or deletes.
+
+
+def partial_dir(paths: ArtifactPaths, name: str) -> Path:
+    return paths.checkpoints / f".{name}{PARTIAL_SUFFIX}"
+
+
+def old_dir(paths: ArtifactPaths, name: str) -> Path:
+    return paths.checkpoints / f".{name}{OLD_SUFFIX}"
+
+
+def swap_into_place(paths: ArtifactPaths, name: str) -> bool:
+    """Rename .<name>.partial/ to <name>/ (steps above); True when an older <name>/ was replaced.
+    The caller holds the run's lock."""
+    import shutil
+
+    from rnnkit.artifacts import fsync_folder
+
+    final, work, old = paths.run_dir(name), partial_dir(paths, name), old_dir(paths, name)
+    replaced = final.exists()
+    if replaced:
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
+    work.rename(final)
+    fsync_folder(paths.checkpoints)
+    shutil.rmtree(old, ignore_errors=True)
+    return replaced
+
+
+def _matches_record(paths: ArtifactPaths, name: str, folder: Path, entry: dict | None) -> bool:
+    """Whether `folder` holds the files the manifest's train/<name> record lists, byte for byte."""
+    from rnnkit.artifacts import sha256_file
+
+    outputs = (entry or {}).get("outputs") or {}
+    if not outputs or not folder.is_dir():
+        return False
+    # config.json first: it changes after every epoch, so it tells most folders apart cheaply.
+    for rel, digest in sorted(outputs.items(), key=lambda item: not item[0].endswith("config.json")):
+        file = folder / Path(rel).name
+        if not file.is_file() or sha256_file(file) != digest:
+            return False
+    return True
+
+
+def repair_run(paths: ArtifactPaths, name: str) -> list[str]:
+    """Complete or undo a swap of run `name` that a killed process left half-done; one note per
+    folder moved or deleted (nothing is deleted silently). The caller holds the run's lock.
+
+    * <name>/ and .<name>.old/: the new run was in place, the old one not yet deleted -> delete it.
+    * .<name>.partial/ holding exactly what the manifest records for the run, while <name>/ does
+      not: the new run had finished (or been kept) and was recorded -> put it in place.
+    * .<name>.old/ without <name>/: killed between the two renames of a replacement that was not
+      recorded -> the old run goes back to <name>/.
+    Anything else (a killed run's .partial/ with finished epochs) stays, for `--resume`.
+    """
+    import shutil
+
+    final, work, old = paths.run_dir(name), partial_dir(paths, name), old_dir(paths, name)
+    if not (work.is_dir() or old.is_dir()):
+        return []
+    notes = []
+    if old.is_dir() and final.is_dir():
+        shutil.rmtree(old)
+        notes.append(f"removed {paths.rel(old)}/: the run {name!r} that a replacement had superseded (the process "
+                     f"was killed before deleting it)")
+    entry = Manifest(paths).stages.get(f"train/{name}")
+    if (work.is_dir() and _matches_record(paths, name, work, entry)
+            and not _matches_record(paths, name, final, entry)):
+        replaced = final.is_dir() or old.is_dir()
+        if final.is_dir():
+            final.rename(old)
+        work.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        replaced_note = " (the run it replaced is deleted, as --force asked)" if replaced else ""
+        notes.append(f"put run {name!r} in place from {paths.rel(work)}/: it had been trained and recorded when its "
+                     f"process was killed{replaced_note}")
+    if old.is_dir() and not final.is_dir():
+        old.rename(final)
+        notes.append(f"restored run {name!r} from {paths.rel(old)}/, where a replacement killed half-way had left "
+                     f"it")
+    return notes
+
+
+def repair_leftovers(paths: ArtifactPaths) -> list[str]:
+    """`repair_run` for every run with a .partial/ or .old/ folder whose lock is free (a run
+    being trained finishes its own swap); notes as there. A folder that cannot be changed
+    (read-only) is left as it is."""
+    import re
+
+    from rnnkit.artifacts import Locked, run_lock
+
+    root = paths.checkpoints
+    try:
+        folders = [f.name for f in root.iterdir() if f.name.startswith(".")] if root.is_dir() else []
+    except OSError:
+        return []
+    names = set()
+    recorded = None
+    for folder in folders:
+        for suffix in (OLD_SUFFIX, PARTIAL_SUFFIX):
+            name = folder[1 : -len(suffix)]
+            if not folder.endswith(suffix) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+                continue
+            if suffix == PARTIAL_SUFFIX:  # only a recorded run's .partial/ can be one to put in place
+                recorded = Manifest(paths).stages if recorded is None else recorded
+                if f"train/{name}" not in recorded:
+                    continue
+            names.add(name)
+    notes = []
+    for name in sorted(names):
+        try:
+            with run_lock(paths, name, doing="being checked"):
+                notes += repair_run(paths, name)
+        except (Locked, OSError):
+            continue
+    return notes
+
+
+def _print_notes(notes: list[str]) -> None:
+    if notes:
+        from rnnkit.console import err_console
+
+        for note in notes:
+            err_console.print(f"[yellow]note:[/] {note}", highlight=False)

@@ -21,7 +21,8 @@ class DeviceOptions:
 
     device: str = option("auto", "Where to run: the GPU when torch sees one, or cpu, cuda.",
                          choices=DEVICES, panel="Hardware")
-    threads: int | None = option(None, "CPU threads (default: torch's, OMP_NUM_THREADS).", low=1, panel="Hardware")
+    threads: int | None = option(None, "CPU threads (default: torch's, OMP_NUM_THREADS).", low=1, high=1024,
+                                 panel="Hardware")
 
 
 def resolve_device(name: str):

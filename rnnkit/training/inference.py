@@ -188,19 +188,28 @@ class Predictor:
         if not isinstance(paths, ArtifactPaths):
             paths = artifact_paths(paths)
         run = checkpoints.resolve_run(paths, run)
-        return cls.from_checkpoint(paths.run_dir(run) / f"{which}.pt", run=run, device=device, amp=amp)
+        path = paths.run_dir(run) / f"{which}.pt"
+        checkpoints.verify_checkpoint(paths, run, path, warn=_warn)
+        return cls.from_checkpoint(path, run=run, device=device, amp=amp, verify=False)
 
     @classmethod
-    def from_checkpoint(cls, path, *, run: str | None = None, device: str = "auto", amp: bool = False) -> Predictor:
-        """A checkpoint file (best.pt, last.pt) on `device`; `run` None: the name of its folder."""
+    def from_checkpoint(cls, path, *, run: str | None = None, device: str = "auto", amp: bool = False,
+                        verify: bool = True) -> Predictor:
+        """A checkpoint file (best.pt, last.pt) on `device`; `run` None: the name of its folder.
+
+        `verify`: a checkpoint inside an artifacts folder (<root>/checkpoints/<run>/, with a
+        manifest.json) is checked against the sha256 its `train` recorded; a file elsewhere
+        cannot be. A damaged checkpoint is a one-line RnnkitError either way."""
         from rnnkit.training import checkpoints
         from rnnkit.training.device import resolve_device
 
         path = Path(path)
+        if verify:
+            _verify_in_folder(path)
         ckpt = checkpoints.load(path)
         dev = resolve_device(device)
-        return cls(checkpoints.rebuild(ckpt).to(dev), checkpoints.tokenizer_of(ckpt), ckpt["task"],
-                   list(ckpt["label_names"]), run or run_name_of(path), dev, amp, checkpoints.decision_of(ckpt),
+        return cls(checkpoints.rebuild(ckpt, path).to(dev), checkpoints.tokenizer_of(ckpt, path), ckpt["task"],
+                   list(ckpt["label_names"]), run or run_name_of(path), dev, amp, checkpoints.decision_of(ckpt, path),
                    model_name=str(ckpt.get("model", "")), checkpoint=path, epoch=ckpt.get("epoch"),
                    metrics=dict(ckpt.get("metrics") or {}))
 
@@ -293,6 +302,23 @@ class Predictor:
         if threshold is None:
             return self.decision
         return Decision([threshold] * num_outputs(self.task, self.label_names))
+
+
+def _warn(message: str) -> None:
+    from rnnkit.console import err_console
+
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+def _verify_in_folder(path: Path) -> None:
+    """Check a checkpoint at <root>/checkpoints/<run>/X.pt against <root>/manifest.json, if both are there."""
+    from rnnkit.artifacts import artifact_paths
+    from rnnkit.training import checkpoints
+
+    folder = path.resolve().parent
+    if folder.parent.name != "checkpoints" or not (folder.parent.parent / "manifest.json").is_file():
+        return
+    checkpoints.verify_checkpoint(artifact_paths(folder.parent.parent), folder.name, path.resolve(), warn=_warn)
 
 
 def run_name_of(checkpoint: Path) -> str:

@@ -153,6 +153,19 @@ class LoopOptions:
         parse_pos_weight(self.pos_weight)
 
 
+class DivergedError(RnnkitError):
+    """Training produced a loss that is not a finite number (or a step that overflows): the
+    weights are no longer numbers, and every later epoch would be wasted."""
+
+    def __init__(self, epoch: int, batch: int | None, loss: float | str, lr: float | None):
+        where = f"epoch {epoch}, batch {batch}" if batch is not None else f"epoch {epoch} (validation)"
+        what = f"the loss is {loss}" if isinstance(loss, float) else loss
+        now = f" (now {lr:g})" if lr is not None else ""
+        super().__init__(f"training diverged at {where}: {what} — lower --lr{now}, keep gradient clipping on "
+                         f"(--clip 1), or drop --amp")
+        self.epoch, self.batch = epoch, batch
+
+
 @dataclass
 class FitResult:
     history: list[dict] = field(default_factory=list)  # one dict per epoch
@@ -205,7 +218,7 @@ def fit(model, data: dict, options: LoopOptions, *, device,
         on_epoch_end: Callable[[int, dict, Decision], None] | None = None,
         on_best: Callable[[int, dict, Decision], None] | None = None,
         on_state: Callable[[dict], None] | None = None, resume: dict | None = None,
-        progress=True) -> FitResult:
+        progress=True, stop_on_divergence: bool = False) -> FitResult:
     """Train `model` on data["X_train"...], validating on data["X_val"...] after each epoch.
 
     `on_epoch_end(epoch, record, decision)` runs after every epoch (tuning reports to Optuna
@@ -217,7 +230,11 @@ def fit(model, data: dict, options: LoopOptions, *, device,
     same options and data, the epochs that follow are those of an uninterrupted fit, bit for
     bit on the CPU.
     `progress`: True for rich bars on stderr, False for none, or a reporter
-    (training/progress.py). Automatic options (lr, epochs, patience, monitor) are resolved
+    (training/progress.py). `stop_on_divergence`: raise DivergedError at the first training
+    loss (or validation loss) that is not finite, before that epoch's callbacks (`rnnkit
+    train`); otherwise such epochs run on and never count as the best (a tuning trial). A
+    step that overflows (a learning rate too large to compute with) raises DivergedError
+    either way. Automatic options (lr, epochs, patience, monitor) are resolved
     here from the model and the data (resolve_options).
     """
     import torch
@@ -281,10 +298,18 @@ def fit(model, data: dict, options: LoopOptions, *, device,
             score = RunningScore(task)
             for i, batch in enumerate(iterate(x, lengths, y, bucketed_order(lengths, options.batch_size,
                                                                              generator=generator))):
-                loss, logits, targets = train_step(step_model, batch, optimizers, task=task, device=device,
-                                                   amp=options.amp, clip=options.clip, pos_weight=loss_weights)
+                try:
+                    loss, logits, targets = train_step(step_model, batch, optimizers, task=task, device=device,
+                                                       amp=options.amp, clip=options.clip, pos_weight=loss_weights)
+                except RuntimeError as exc:
+                    if "overflow" not in str(exc):
+                        raise
+                    raise DivergedError(epoch, i + 1, "the optimizer step overflows", options.lr) from None
                 n = len(batch.lengths)
-                total_loss += float(loss) * n
+                batch_loss = float(loss)
+                if stop_on_divergence and not math.isfinite(batch_loss):
+                    raise DivergedError(epoch, i + 1, batch_loss, options.lr)
+                total_loss += batch_loss * n
                 score.update(logits.float(), targets)
                 seen += n
                 if i % 5 == 0 or i == n_batches - 1:
@@ -292,6 +317,8 @@ def fit(model, data: dict, options: LoopOptions, *, device,
             train_seconds = time.perf_counter() - started
             # Validation loss without the positive weights: comparable between runs and with evaluate's.
             val, decision = validate(model, data, task, device=device, amp=options.amp, at_least_one=at_least_one)
+            if stop_on_divergence and not math.isfinite(val["loss"]):
+                raise DivergedError(epoch, None, float(val["loss"]), options.lr)
             record = {"epoch": epoch, "train_loss": total_loss / seen, f"train_{metric}": score.value,
                       **{f"val_{k}": v for k, v in val.items()},
                       "lr": optimizers.lr,

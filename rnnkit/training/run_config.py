@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,16 @@ CONFIG_FILE = "config.json"
 STATE_FILE = "state.pt"  # the training state after the last finished epoch (training/loop.py fit's on_state)
 RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "failed"
 STATUSES = (RUNNING, FINISHED, INTERRUPTED, FAILED)
+# A run name is a folder name under checkpoints/: never a path ("..", "/", "") that reaches elsewhere.
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_run_name(name: str, flag: str = "--name") -> str:
+    """`name` if it is a run name; otherwise a one-line RnnkitError (it could name another folder)."""
+    if not isinstance(name, str) or not RUN_NAME.match(name):
+        raise RnnkitError(f"{flag} {name!r} is not a run name — use letters, digits, '.', '_' and '-', starting "
+                          f"with a letter or digit (e.g. bilstm-pool-lr3e-4)")
+    return name
 
 
 def read_config(run_dir: Path) -> dict[str, Any] | None:

@@ -44,8 +44,15 @@ def open_storage(paths: ArtifactPaths, storage: str | None, study: str):
 
     if storage is None or "://" not in storage:
         path = journal_path(paths, study) if storage is None else Path(storage)
+        if path.is_dir():
+            raise RnnkitError(f"--storage {path} is a folder — give a journal file's path or a database URL")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        check_journal(path)
+        try:
+            return JournalStorage(JournalFileBackend(str(path)))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+            raise RnnkitError(f"{path} is not a readable Optuna journal ({reason}) — {_JOURNAL_FIX}") from None
 
     import sqlalchemy.exc
 
@@ -72,6 +79,33 @@ def open_storage(paths: ArtifactPaths, storage: str | None, study: str):
             raise RnnkitError(f"cannot open --storage {label} ({reason}) — check the URL, that the "
                               f"database server is running and that the user may connect") from None
     raise AssertionError("unreachable")
+
+
+_JOURNAL_FIX = "restore it from a backup, or start a new study with --study NAME"
+
+
+def check_journal(path: Path) -> None:
+    """Each complete line of a journal file is one Optuna operation (a JSON object with an
+    op_code): else one RnnkitError naming the line. A last line without its newline is left
+    alone: a worker may be writing it (Optuna skips it too)."""
+    import json
+
+    if not path.exists():
+        return
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                entry = json.loads(line)
+            except ValueError:  # not JSON, or not UTF-8
+                entry = None
+            if not (isinstance(entry, dict) and isinstance(entry.get("op_code"), int)
+                    and not isinstance(entry.get("op_code"), bool)):
+                shown = line.decode("utf-8", "replace").strip()
+                shown = (shown[:40] + "...") if len(shown) > 40 else shown
+                raise RnnkitError(f"{path} line {number} is not a study journal entry ({shown!r}) — delete that "
+                                  f"line, or start a new study with --study NAME")
 
 
 def _with_installed_driver(url: str) -> str:

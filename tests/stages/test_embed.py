@@ -110,7 +110,7 @@ def test_embed_vectors_file_in_either_text_format(embedded_copy, tmp_path, heade
 
 @pytest.mark.parametrize("flags, message", [
     (["--algorithm", "glove"], "--algorithm 'glove' must be one of: cbow, skipgram"),
-    (["--dim", "0"], "--dim 0 must be >= 1"),
+    (["--dim", "0"], "--dim 0 must be in [1, 4096]"),
     (["--min-count", "0"], "--min-count 0 must be >= 1"),
 ])
 def test_embed_refuses_a_setting_out_of_range(embedded_copy, flags, message):

@@ -49,9 +49,9 @@ def test_vocabulary_from_the_dataset(trained_pipeline):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    (Options(channels=0), "--channels 0 must be >= 1"),
+    (Options(channels=0), r"--channels 0 must be in \[1, 4096\]"),
     (Options(kernel_sizes=()), "--kernel-sizes '' must be"),
-    (Options(vocab_size=0), "--vocab-size 0 must be >= 1"),
+    (Options(vocab_size=0), r"--vocab-size 0 must be in \[1, 10000000\]"),
 ])
 def test_bad_sizes_are_refused(tmp_path, options, message):
     with pytest.raises(RnnkitError, match=message):

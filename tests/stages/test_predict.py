@@ -57,7 +57,7 @@ def test_run_labels_each_text_in_order_and_writes_nothing(pipeline_copy):
 @pytest.mark.parametrize(("options", "message"), [
     (Options(texts=["x"], threshold=1.5), r"--threshold 1.5 must be in \[0, 1\], e.g. 0.5"),
     (Options(texts=["x"], top_k=0), "--top-k 0 must be >= 1"),
-    (Options(texts=["x"], threads=0), "--threads 0 must be >= 1"),
+    (Options(texts=["x"], threads=0), r"--threads 0 must be in \[1, 1024\]"),
 ])
 def test_bad_options_are_refused(pipeline_copy, options, message):
     with pytest.raises(RnnkitError, match=message):

@@ -218,3 +218,43 @@ def test_prepare_help_shows_each_options_declaration():
                  "--artifacts", "A CSV or TSV file"):
         assert text in out, text
 
+
+
+def test_prepare_csv_reads_a_byte_order_mark_and_a_non_ascii_separator(paths, tmp_path):
+    rows = "".join(f"text {i} caf\u00e9\u00a7{'ab'[i % 2]}\n" for i in range(20))
+    path = tmp_path / "t.csv"
+    path.write_bytes(("text\u00a7label\n" + rows).encode("utf-8-sig"))  # as Excel saves "CSV UTF-8"
+    result = run(paths, CsvOptions(path, sep="\u00a7"))
+    assert result.label_names == ["a", "b"] and sum(result.counts.values()) == 20
+    splits, _, _ = load_prepared(paths)
+    assert splits["train"]["text"].str.endswith("caf\u00e9").all()
+
+
+@pytest.mark.parametrize("given, sep", [("\\t", "\t"), (",", ","), ("\u00a7", "\u00a7"), ("\\u00a7", "\u00a7"),
+                                        ("\\x1f", "\x1f")])
+def test_separator_escapes(given, sep):
+    from rnnkit.data.csv import unescape_sep
+
+    assert unescape_sep(given) == sep
+
+
+@pytest.mark.parametrize("given", ["\\", "\\x", "\\u12"])
+def test_separator_escapes_that_are_not(given):
+    from rnnkit.data.csv import unescape_sep
+
+    with pytest.raises(RnnkitError, match="is not a valid escape"):
+        unescape_sep(given)
+
+
+def test_split_refuses_what_scikit_learn_would_fail_on():
+    from rnnkit.data.split import split
+
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(6)], "label": [0, 1] * 3})
+    with pytest.raises(RnnkitError, match="splitting 0.9 of 6 rows off leaves no row on the other side"):
+        split(frame, 0.9, 0, stratify=True)
+    with pytest.raises(RnnkitError, match=r"split seed 4294967296 is out of range — use a seed in \[0, 4294967295\]"):
+        split(frame, 0.5, 2**32, stratify=True)
+    with pytest.raises(RnnkitError, match="only 1 row left to split in two"):
+        split(frame.head(1), 0.5, 0, stratify=True)
+    rest, part = split(frame, 0.5, 2**32 - 1, stratify=True)
+    assert len(rest) == len(part) == 3

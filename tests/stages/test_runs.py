@@ -165,3 +165,17 @@ def test_rm_refuses_a_running_run(pipeline_copy):
     with pytest.raises(RnnkitError, match="run 'tiny' is running"):
         runs.rm(paths, runs.RmOptions(name="tiny", yes=True))
     assert paths.run_dir("tiny").is_dir()
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../..", "/", "tiny/../..", "-rf"])
+def test_runs_rm_show_use_refuse_a_name_that_is_a_path(pipeline_copy, name):
+    from rnnkit.errors import RnnkitError
+    from rnnkit.stages.runs import RmOptions, ShowOptions, UseOptions, rm, show, use
+
+    paths = artifact_paths(pipeline_copy)
+    before = sorted(p.relative_to(pipeline_copy.parent) for p in pipeline_copy.parent.rglob("*"))
+    for call, options in ((rm, RmOptions(name=name, yes=True)), (show, ShowOptions(name=name)),
+                          (use, UseOptions(name=name))):
+        with pytest.raises(RnnkitError, match="is not a run name"):
+            call(paths, options)
+    assert sorted(p.relative_to(pipeline_copy.parent) for p in pipeline_copy.parent.rglob("*")) == before

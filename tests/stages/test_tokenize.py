@@ -48,7 +48,7 @@ def test_tokenize_records_its_settings_with_the_vocabulary_size_resolved(pipelin
 @pytest.mark.parametrize("flags, message", [
     (["--tokenizer", "wordpiece"], "--tokenizer 'wordpiece' must be one of: word, bpe"),
     (["--truncate", "middle"], "--truncate 'middle' must be one of: head, tail, head+tail"),
-    (["--max-length", "0"], "--max-length 0 must be >= 1"),
+    (["--max-length", "0"], "--max-length 0 must be in [1, 1000000]"),
     (["--max-df", "0"], "--max-df 0.0 must be in (0, 1]"),
 ])
 def test_tokenize_refuses_a_setting_out_of_range(pipeline_copy, flags, message):

@@ -50,6 +50,9 @@ def resolve_hidden_dim(spec: str | int, name: str, config: ModelConfig) -> int:
     spec = str(spec).strip()
     if match := _MATCH.match(spec):
         reference, size = match.group(1), int(match.group(2) or 128)
+        if not 1 <= size <= MAX_HIDDEN:
+            raise RnnkitError(f"--hidden-dim {spec!r}: the size after @ must be in [1, {MAX_HIDDEN}], e.g. "
+                              f"match:{reference}@128")
         target = non_embedding_parameters(reference, replace(config, hidden_dim=size))
     elif match := _BUDGET.match(spec):
         target = int(match.group(1))

@@ -75,7 +75,8 @@ class Options:
                          "median at that epoch, from epoch 2).", choices=PRUNERS, panel="Search")
     timeout: float | None = option(None, "Start no new trial after this many seconds (running ones finish).",
                                    low=0, low_open=True, panel="Search")
-    seed: int = option(0, "Seed of the sampler and of every trial's weights and batch order.", panel="Search")
+    seed: int = option(0, "Seed of the sampler and of every trial's weights and batch order.", low=0,
+                       high=2**32 - 1, panel="Search")
     study: str | None = option(None, "Study name; the same name resumes the study. Default: the model's name.",
                                panel="Study", metavar="NAME")
     storage: str | None = option(None, "Where the study lives: a database URL (postgresql://user:pw@host/db) "
@@ -94,10 +95,11 @@ class Options:
     device: str = option("auto", "Where trials train: the GPU when torch sees one, or cpu, cuda.", choices=DEVICES,
                          panel="Hardware")
     threads: int | None = option(None, "CPU threads for the whole call (default: torch's, OMP_NUM_THREADS); on "
-                                 "the CPU each trial gets one by default, see --jobs.", low=1, panel="Hardware")
+                                 "the CPU each trial gets one by default, see --jobs.", low=1, high=1024,
+                                 panel="Hardware")
     jobs: int | None = option(None, "Trials trained at once, each in a worker process of its own. Default: one "
                               "per CPU thread (--threads) on the CPU, 1 on CUDA; 1 trains trials one after the "
-                              "other in this process.", low=1, panel="Hardware")
+                              "other in this process.", low=1, high=1024, panel="Hardware")
     # Not a setting of the study (like device and threads), so workers may differ: a search
     # ranks configurations as well in either precision, and bf16 trials are faster on a CPU
     # with bf16 instructions (BENCHMARKS.md, "Tuning on the sample"). The final run reproduces

@@ -48,7 +48,7 @@ class InferenceOptions(DeviceOptions):
                                     "cache), 256 on CUDA.", low=1, panel="Hardware")
     workers: int | None = option(None, "Batches computed at once, one thread each with one CPU thread inside. "
                                  "Default: one per CPU thread (see --threads) on the CPU, 1 on CUDA.", low=1,
-                                 panel="Hardware")
+                                 high=1024, panel="Hardware")
     amp: bool = option(False, "Mixed precision (bf16 on CPU, fp16 on CUDA).", panel="Hardware")
 
 

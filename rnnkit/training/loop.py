@@ -142,7 +142,7 @@ class LoopOptions:
     clip: float = option(1.0, "Max gradient norm (0: no clipping).", low=0, tunable=True, panel="Optimisation")
     freeze_embeddings_epochs: int = option(0, "Keep the --embeddings vectors fixed for the first N epochs, "
                                            "then train them.", low=0, tunable=True, panel="Optimisation")
-    seed: int = option(0, "Seed for weights and batch order.", panel="Optimisation")
+    seed: int = option(0, "Seed for weights and batch order.", low=0, high=2**32 - 1, panel="Optimisation")
     amp: bool = option(False, "Mixed precision (bf16 on CPU, fp16 on CUDA).", panel="Hardware")
     compile: bool = option(False, "torch.compile the model.", panel="Hardware")
 

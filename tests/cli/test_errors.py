@@ -474,3 +474,12 @@ def test_a_last_line_being_written_is_left_alone(tmp_path):
     path = tmp_path / "s.journal"
     path.write_text('{"op_code":0,"worker_id":"w","study_name":"s","directions":[2]}\n{"op_code": 4, "wor')
     check_journal(path)  # a worker may be writing the last line: Optuna skips it too
+
+
+@pytest.mark.parametrize("args, match", [
+    (["train", "--seed", str(2**70)], "--seed 1180591620717411303424 must be in [0, 4294967295]"),
+    (["train", "--hidden-dim", "match:lstm@99999999"], "the size after @ must be in [1, 4096]"),
+    (["tune", "--jobs", "100000"], "--jobs 100000 must be in [1, 1024]"),
+])
+def test_values_that_used_to_end_in_a_traceback(pipeline_copy, args, match):
+    fails_cleanly(args, pipeline_copy, match=match)

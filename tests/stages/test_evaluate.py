@@ -50,7 +50,7 @@ def test_compare_lists_evaluate_reports_only(pipeline_copy):
     (Options(split="train"), "--split 'train' must be one of: test, val"),
     (Options(checkpoint="middle"), "--checkpoint 'middle' must be one of: best, last"),
     (Options(batch_size=0), "--batch-size 0 must be >= 1"),
-    (Options(workers=0), "--workers 0 must be >= 1"),
+    (Options(workers=0), "--workers 0 must be in \\[1, 1024\\]"),
     (Options(per_label=-1), "--per-label -1 must be >= 0"),
     (Options(device="tpu"), "--device 'tpu' must be one of: auto, cpu, cuda"),
 ])

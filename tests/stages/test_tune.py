@@ -368,7 +368,7 @@ def test_bad_space_is_one_line_and_writes_nothing(pipeline_copy, tmp_path, conte
 
 
 @pytest.mark.parametrize("extra, match", [
-    (["--jobs", 0], "--jobs 0 must be >= 1"),
+    (["--jobs", 0], "--jobs 0 must be in [1, 1024]"),
     (["--metric", "val_f1"], "--metric 'val_f1' must be one of: val_loss"),
     (["--study", "a b"], "--study 'a b' — use up to 90 letters"),
     (["--metric", "val_micro_f1"], "--metric val_micro_f1 does not apply to a binary task"),

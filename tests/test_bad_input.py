@@ -178,19 +178,15 @@ def bad_values(kind: type | None, spec: Spec):
     if kind is int:
         wrong += ["1.5", "2e9", "1e3"]
     parts = [st.sampled_from(wrong)]
-    if spec.low is not None:
+    # Just outside each bound: below `low`, above `high`.
+    for bound, side in ((spec.low, "max_value"), (spec.high, "min_value")):
+        if bound is None:
+            continue
         if kind is int:
-            parts.append(st.integers(max_value=_below(kind, spec)).map(str))
+            edge = _below(kind, spec) if side == "max_value" else _above(kind, spec)
+            parts.append(st.integers(**{side: edge}).map(str))
         else:
-            parts.append(st.floats(max_value=spec.low, allow_nan=False, allow_infinity=False,
-                                   allow_subnormal=False)
-                         .filter(lambda x: not spec.accepts(x)).map(_show))
-    if spec.high is not None:
-        if kind is int:
-            parts.append(st.integers(min_value=_above(kind, spec)).map(str))
-        else:
-            parts.append(st.floats(min_value=spec.high, allow_nan=False, allow_infinity=False,
-                                   allow_subnormal=False)
+            parts.append(st.floats(**{side: bound}, allow_nan=False, allow_infinity=False, allow_subnormal=False)
                          .filter(lambda x: not spec.accepts(x)).map(_show))
     return st.one_of(*parts)
 

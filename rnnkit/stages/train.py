@@ -18,7 +18,6 @@ import functools
 import json
 import math
 import os
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -46,14 +45,13 @@ from rnnkit.training.run_config import (
     FAILED,
     FINISHED,
     INTERRUPTED,
+    RUN_NAME,
     RUNNING,
     STATE_FILE,
     read_config,
     versions,
     write_config,
 )
-
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass
@@ -125,7 +123,7 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str] | None, on_epoc
     resumed = None
     locked = False
     if options.resume is not None:
-        if not _RUN_NAME.match(options.resume):
+        if not RUN_NAME.match(options.resume):
             raise RnnkitError(f"no interrupted run {options.resume!r} in {paths.checkpoints}/ — see `rnnkit runs`")
         locked = _hold_run(held, paths, options.resume, resuming=True)
         options, resumed = _resumed_options(paths, options, given, locked=locked)
@@ -585,6 +583,6 @@ def _run_name(paths: ArtifactPaths, name: str | None, model: str) -> str:
             name = f"{model}-{stamp}-{suffix}"
             suffix += 1
         return name
-    if not _RUN_NAME.match(name):
+    if not RUN_NAME.match(name):
         raise RnnkitError(f"--name {name!r} — use letters, digits, '.', '_' and '-' (e.g. bilstm-pool-lr3e-4)")
     return name

@@ -372,6 +372,30 @@ def hold_lock(paths: ArtifactPaths, key: str, *, doing: str, refused: Callable[[
     return _Lock(paths, key, doing, refused, shared=shared, wait=wait, create=create)
 
 
+def lock_held(paths: ArtifactPaths, key: str) -> bool | None:
+    """Whether a process holds lock `key` right now (`runs` tells a run being trained from a
+    killed one by this); None where it cannot be told (no fcntl, a file system without locks)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd = os.open(paths.root / LOCKS_DIR / f"{key}.lock", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return False  # its last holder released it and deleted the file
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # (also drops the shared lock just taken)
+    return False
+
+
 def data_lock(paths: ArtifactPaths, command: str, *, write: bool, create: bool = False) -> _Lock:
     """The lock of the folder's shared data (prepared/, dataset.pt, word2idx.pkl, tokenizer.json):
     held by `prepare` and `tokenize` while they write it (`write`), and by the stages that read

@@ -3,6 +3,7 @@ matplotlib with the file-only Agg backend."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from rnnkit.artifacts import write_with
@@ -117,3 +118,165 @@ def param_importances(importances: dict[str, float], target: Path, *, title: str
     fig.tight_layout()
     write_with(target, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- the report's figures
+#
+# `rnnkit report` (rnnkit/report/) embeds these in its HTML page. Each is one panel of about
+# 5.6 x 4 inches, so that a page shows two side by side at 1280 px and one, still readable,
+# on a phone; titles are wrapped to the figure's width rather than clipped.
+
+REPORT_SIZE = (5.2, 3.8)
+# Slightly larger type than the other figures: a phone shows a report figure at ~70% of its size.
+REPORT_STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9.5,
+                "xtick.labelsize": 10, "ytick.labelsize": 10}
+
+
+def _report_style(draw):
+    """Run a report figure's drawing function under REPORT_STYLE (rc settings apply when the
+    figure is made and when it is saved, so both happen inside)."""
+    import functools
+
+    @functools.wraps(draw)
+    def styled(*args, **kwargs):
+        plt = _pyplot()
+        with plt.rc_context(REPORT_STYLE):
+            return draw(*args, **kwargs)
+
+    return styled
+
+
+def _short(name: str, width: int = 24) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def _title(text: str, width: int = 44) -> str:
+    """A title wrapped to the width of a report figure (tight_layout never cuts a wrapped title)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def _save(fig, target: Path, *, layout: bool = True) -> None:
+    plt = _pyplot()
+    if layout:
+        fig.tight_layout()
+    # bbox_inches="tight": a legend placed below the axes, or a long wrapped title, is never cut.
+    write_with(target, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight", pad_inches=0.08))
+    plt.close(fig)
+
+
+@_report_style
+def epoch_curve(history: list[dict], target: Path, *, key: str, title: str, best: int | None = None,
+                train_label: str = "train", val_label: str = "val") -> None:
+    """One quantity per epoch (`key`: "loss", "accuracy", ...), train and validation, with a
+    dotted line at the `best` epoch: one panel of `training_curves`, sized for the report."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=REPORT_SIZE)
+    epochs = [h["epoch"] for h in history]
+    for side, label in (("train", train_label), ("val", val_label)):
+        values = [h.get(f"{side}_{key}") for h in history]
+        if any(v is not None for v in values):
+            ax.plot(epochs, [float("nan") if v is None else v for v in values], "o-", label=label)
+    if best is not None:
+        ax.axvline(best, color="grey", linestyle=":", label=f"best (epoch {best})")
+    ax.set(xlabel="epoch", ylabel=key, title=_title(title))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    _save(fig, target)
+
+
+@_report_style
+def length_histogram(lengths: dict[str, list[int]], target: Path, *, unit: str, title: str,
+                     limit: int | None = None) -> None:
+    """The distribution of text lengths per split (share of each split's texts, so that splits
+    of different sizes compare), with a dashed line at `limit` (the tokenizer's cut) if given."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=REPORT_SIZE)
+    every = np.concatenate([np.asarray(v, dtype=float) for v in lengths.values() if len(v)])
+    top = max(float(np.percentile(every, 99)) if len(every) else 1.0, 1.0)
+    # Whole numbers: one bin per length while that is under 60 bins, else 40 even ones.
+    bins = np.arange(-0.5, math.ceil(top) + 1.0) if top < 60 else np.linspace(0, top, 41)
+    for split, values in lengths.items():
+        values = np.clip(np.asarray(values, dtype=float), 0, bins[-1])
+        if len(values):
+            weights = np.full(len(values), 100.0 / len(values))
+            ax.hist(values, bins=bins, weights=weights, histtype="step", linewidth=1.6,
+                    label=f"{split} ({len(values):,})")
+    if limit is not None and limit <= bins[-1] * 1.05:
+        ax.axvline(limit, color="grey", linestyle="--", label=f"cut at {limit}")
+    ax.set(xlabel=f"{unit} per text (the longest 1% in the last bin)", ylabel="% of the split's texts",
+           title=_title(title))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, target)
+
+
+def _curve_legend(fig, ax, entries: int, *, loc: str) -> bool:
+    """Inside the axes for one or two curves; below them for more, where it would hide curves:
+    the axes are laid out first, then the legend hangs under the axis label and the saved image
+    grows to hold it (bbox_inches="tight"). True when the layout is done."""
+    if entries <= 2:
+        ax.legend(loc=loc, fontsize=9)
+        return False
+    fig.tight_layout()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, fontsize=9.5, frameon=False)
+    return True
+
+
+@_report_style
+def roc_curves(curves: list[tuple[str, object, object, float]], target: Path, *, title: str) -> None:
+    """ROC curves: (label, false positive rates, true positive rates, AUC) each; the diagonal is chance."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=REPORT_SIZE)
+    for i, (label, fpr, tpr, area) in enumerate(curves):
+        ax.plot(fpr, tpr, linewidth=2.2 if i == 0 else 1.3, label=f"{_short(label)} (AUC {area:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=_title(title), xlim=(0, 1),
+           ylim=(0, 1.02))
+    ax.set_aspect("auto")
+    ax.grid(alpha=0.3)
+    done = _curve_legend(fig, ax, len(curves) + 1, loc="lower right")
+    _save(fig, target, layout=not done)
+
+
+@_report_style
+def pr_curves(curves: list[tuple[str, object, object, float]], target: Path, *, title: str) -> None:
+    """Precision-recall curves: (label, recall, precision, average precision) each."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=REPORT_SIZE)
+    for i, (label, recall, precision, ap) in enumerate(curves):
+        ax.plot(recall, precision, linewidth=2.2 if i == 0 else 1.3, drawstyle="steps-post",
+                label=f"{_short(label)} (AP {ap:.3f})")
+    ax.set(xlabel="recall", ylabel="precision", title=_title(title), xlim=(0, 1), ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    done = _curve_legend(fig, ax, len(curves), loc="lower left")
+    _save(fig, target, layout=not done)
+
+
+@_report_style
+def reliability(confidence, observed, counts, target: Path, *, title: str, xlabel: str, ylabel: str) -> None:
+    """A calibration (reliability) plot: per bin of predicted probability, the mean prediction
+    against the observed frequency (on the diagonal: calibrated), above a histogram of how many
+    predictions fall in each bin. Bins are 0.1 wide; empty bins are left out."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(5.2, 4.8), sharex=True,
+                                       gridspec_kw={"height_ratios": [3, 1]})
+    confidence, observed, counts = (np.asarray(a, dtype=float) for a in (confidence, observed, counts))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="calibrated")
+    shown = counts > 0
+    ax.plot(confidence[shown], observed[shown], "o-", color="tab:blue", label="this run")
+    ax.set(ylabel=ylabel, title=_title(title), xlim=(0, 1), ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    edges = np.linspace(0, 1, len(counts) + 1)
+    ax_count.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue", alpha=0.5,
+                 edgecolor="white")
+    ax_count.set(xlabel=xlabel, ylabel="predictions")
+    ax_count.grid(axis="y", alpha=0.3)
+    _save(fig, target)

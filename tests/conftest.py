@@ -75,3 +75,15 @@ def embedded_copy(embedded_pipeline, tmp_path) -> Path:
 @pytest.fixture
 def paths(tmp_path):
     return artifact_paths(tmp_path / "artifacts")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of tiny models: a second OpenMP thread only adds synchronisation, which costs
+    10x when other processes share the cores. Restored for the rest of the session."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -213,3 +213,23 @@ def test_without_a_manifest_predict_still_finds_the_runs_and_warns(pipeline_copy
     assert result.stdout.split("\t")[0] in ("neg", "pos")
     assert says(result.stderr, "warning: no manifest: the checkpoint cannot be checked")
     assert says(result.stderr, "run tiny (best finished run on any data (the manifest has no record of dataset.pt)")
+
+
+def test_runs_tells_a_killed_run_from_one_being_trained(pipeline_copy):
+    """A killed run's config.json still says "running"; `runs` asks its lock, which no process holds."""
+    from rnnkit.artifacts import run_lock
+
+    paths = artifact_paths(pipeline_copy)
+    partial = paths.checkpoints / ".cut.partial"
+    shutil.copytree(paths.run_dir("tiny"), partial)
+    config = json.loads((partial / "config.json").read_text())
+    (partial / "config.json").write_text(json.dumps({**config, "run": "cut", "status": "running"}))
+
+    def status() -> str:
+        listed = json.loads(ok(["runs", "--json", "--artifacts", pipeline_copy]).stdout)
+        return next(r["status"] for r in listed if r["name"] == "cut")
+
+    assert status() == "killed"
+    with run_lock(paths, "cut"):  # as `rnnkit train --name cut` holds it while it runs
+        assert status() == "running"
+    assert status() == "killed"

@@ -213,3 +213,51 @@ def test_two_trains_of_one_name_at_once_the_second_is_refused(pipeline_copy):
                                                         "metrics.jsonl", "state.pt"]  # no temporary file
     assert not (paths.checkpoints / ".same.partial").exists()
     assert not list((pipeline_copy / ".locks").rglob("*.lock"))
+
+
+def test_a_tune_journal_lock_dies_with_its_holder(tmp_path):
+    """Optuna's own journal lock (a symlink) outlives a killed holder, and every later writer slept
+    through its 30 s grace period first; rnnkit's (an fcntl lock) is free the moment the holder dies."""
+    import fcntl
+
+    journal = tmp_path / "study.journal"
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from rnnkit.tuning.storage import _journal_lock
+        lock = _journal_lock(Path({str(journal)!r}))
+        assert lock.acquire()
+        print("held", flush=True)
+        sys.stdin.read()
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held", holder.stderr.read()
+    flock_file = tmp_path / ".study.journal.flock"
+    fd = os.open(flock_file, os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):  # held: a second writer waits
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=60)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free at once
+    finally:
+        os.close(fd)
+        holder.stdin.close()
+
+
+def test_ctrl_c_while_a_run_is_put_in_place_waits_for_it():
+    """interrupts_deferred: a signal during the step is held back, then raised once it is done."""
+    from rnnkit.errors import interrupts_deferred
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("the step ran to its end")
+    assert done == ["the step ran to its end"]
+    with interrupts_deferred():  # no signal: nothing raised
+        done.append("again")
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handlers restored

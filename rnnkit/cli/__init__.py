@@ -14,13 +14,27 @@ from typing import Annotated
 
 import typer
 
-from rnnkit.cli import ablate, embed, evaluate, models, predict, prepare, runs, tokenize, train, tune
+from rnnkit.cli import (
+    ablate,
+    embed,
+    ensemble,
+    evaluate,
+    explain,
+    models,
+    predict,
+    prepare,
+    report,
+    runs,
+    tokenize,
+    train,
+    tune,
+)
 from rnnkit.cli.common import Group, QuietOption, with_example
 
 
 class Pipeline(Group):
-    order = ("prepare", "tokenize", "embed", "train", "tune", "evaluate", "predict", "runs", "ablate-gates",
-             "models")
+    order = ("prepare", "tokenize", "embed", "train", "tune", "ensemble", "evaluate", "predict", "explain", "report",
+             "runs", "ablate-gates", "models")
 
 
 app = typer.Typer(
@@ -35,8 +49,9 @@ app = typer.Typer(
 
 # In the order of the workflow (`Group` lists them so): each module's COMMAND, SUMMARY (its line in
 # `rnnkit --help`) and EXAMPLE (the last line of its own --help).
-COMMANDS = {"tokenize": tokenize, "embed": embed, "train": train, "tune": tune, "evaluate": evaluate,
-            "predict": predict, "ablate-gates": ablate, "models": models}
+COMMANDS = {"tokenize": tokenize, "embed": embed, "train": train, "tune": tune, "ensemble": ensemble,
+            "evaluate": evaluate, "predict": predict, "explain": explain, "report": report, "ablate-gates": ablate,
+            "models": models}
 
 
 app.add_typer(prepare.app, name="prepare", short_help=prepare.SUMMARY,

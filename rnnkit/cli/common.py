@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, sigterm_as_interrupt
 
 ArtifactsOption = Annotated[
     Path | None,
@@ -53,7 +53,7 @@ def fail(message: str, code: int = 2) -> None:
 def friendly_errors(command):
     """Print an RnnkitError as one line and exit 2; an OSError (a folder that cannot be written,
     a full disk, a file where a folder should be) too, as "cannot write PATH: REASON — fix";
-    Ctrl-C exits 130. No traceback in any case."""
+    Ctrl-C, and SIGTERM likewise, exit 130. No traceback in any case."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -62,7 +62,8 @@ def friendly_errors(command):
             if root is not None and Path(root).exists() and not Path(root).is_dir():
                 raise RnnkitError(f"--artifacts {root} is a file, not a folder — pass a folder (it is created "
                                   f"when missing)")
-            return command(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return command(*args, **kwargs)
         except RnnkitError as exc:
             fail(str(exc))
         except OSError as exc:

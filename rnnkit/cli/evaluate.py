@@ -17,7 +17,8 @@ def evaluate(paths, options: Options, given: set[str]) -> None:
     result = run(paths, options, given)
     report = result.report
     # A header line, not a table title: rich would wrap a long run name to the table's width.
-    console.print(f"run {report['run']} ({result.why}): {report['model']}, epoch {report['epoch']}, on "
+    epoch = f", epoch {report['epoch']}" if report.get("epoch") is not None else ""  # (an ensemble has none)
+    console.print(f"run {report['run']} ({result.why}): {report['model']}{epoch}, on "
                   f"{report['split']}: {report['examples']:,} examples", highlight=False, markup=False)
     table = Table()
     table.add_column("metric")

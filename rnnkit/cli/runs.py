@@ -26,7 +26,7 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 
-STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red"}
+STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow", "killed": "red", "failed": "red"}
 
 
 # --------------------------------------------------------------------------- tables
@@ -275,11 +275,12 @@ def print_show(result, console) -> None:
         facts.append(("note", f"a new run of this name is being trained (.{info.name}.partial/)"))
     lines = [head, *_aligned(facts)]
     if info.best:
-        lines += ["", f"best epoch ({info.best_epoch}), validation:"]
+        lines += ["", "validation:" if info.best_epoch is None else f"best epoch ({info.best_epoch}), validation:"]
         lines += _aligned([(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in info.best.items()])
     if result.options:
-        source = ("`rnnkit train --config` takes this run's config.json" if info.config is not None
-                  else "from the manifest: this run has no config.json")
+        source = ("from the manifest: this run has no config.json" if info.config is None
+                  else "`rnnkit ensemble` made it" if info.model == "ensemble"
+                  else "`rnnkit train --config` takes this run's config.json")
         lines += ["", f"settings ({source}):"]
         shown = []
         for key, value in result.options.items():

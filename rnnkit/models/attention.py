@@ -50,19 +50,35 @@ class AdditiveSelfAttention(nn.Module):
         # floats = 64 MiB.
         self.chunk_elements = chunk_elements
 
+    def _weights(self, q, k, allowed):
+        """alpha (B, n, S): the attention of queries q (B, n, A) over keys k (B, S, A); allowed
+        (B, n, S) marks the visible keys, the others get weight 0."""
+        scores = self.v(torch.tanh(k.unsqueeze(1) + q.unsqueeze(2))).squeeze(-1)  # (B, n, S)
+        return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
+
     def _attend(self, h_q, q, k, h, allowed):
         """h~ for query states h_q (B, n, F) with projections q (B, n, A), over keys k
         (B, S, A) / values h (B, S, F); allowed (B, n, S) marks the visible keys."""
-        scores = self.v(torch.tanh(k.unsqueeze(1) + q.unsqueeze(2))).squeeze(-1)  # (B, n, S)
-        alpha = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
+        alpha = self._weights(q, k, allowed)
         context = torch.bmm(alpha, h)  # (B, n, F)
         return torch.tanh(self.combine(torch.cat([h_q, context], dim=-1)))
 
-    def last(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """h~ at each sequence's last real token only: (batch, features)."""
+    def _last_query(self, h: torch.Tensor, lengths: torch.Tensor):
+        """The last real token's state (B, 1, F), its projection and the keys it may see (B, 1, S)."""
         h_last = gather_last(h, lengths).unsqueeze(1)  # (B, 1, F)
         allowed = length_mask(lengths, h.size(1)).unsqueeze(1)  # s <= L - 1, i.e. s < L
-        return self._attend(h_last, self.query(h_last), self.keys(h), h, allowed).squeeze(1)
+        return h_last, self.query(h_last), allowed
+
+    def last(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """h~ at each sequence's last real token only: (batch, features)."""
+        h_last, q, allowed = self._last_query(h, lengths)
+        return self._attend(h_last, q, self.keys(h), h, allowed).squeeze(1)
+
+    def last_weights(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, time): the weights with which the last real token's query attends over the
+        steps — the alpha inside `last`, which the classifier reads; 0 at padding."""
+        _, q, allowed = self._last_query(h, lengths)
+        return self._weights(q, self.keys(h), allowed).squeeze(1)
 
     def all_steps(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """h~ at every step (batch, T, features), zero at padding; chunked over queries."""
@@ -113,6 +129,12 @@ class AttentionLSTM(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         h = self.lstm_outputs(ids, lengths)
         return self.head(self.attention.last(h, lengths.to(ids.device)))
+
+    def attention_weights(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, time): how the step the classifier reads (the last real token) attends over
+        the text's steps; each row sums to 1 over the real tokens (`rnnkit explain` shows it)."""
+        h = self.lstm_outputs(ids, lengths)
+        return self.attention.last_weights(h, lengths.to(ids.device))
 
 
 @register("attn-lstm", "LSTM + causal additive (Bahdanau) self-attention, h~ at the last token",

@@ -197,7 +197,7 @@ def compare(paths: ArtifactPaths, split: str, keys: list[str]) -> Comparison:
     reports = [r for r in saved_reports(paths, split) if r.get("run") in existing]
     rows = []
     for r in sorted(reports, key=lambda r: r["metrics"].get(headline, 0), reverse=True):
-        rows.append([r["run"], r["model"], str(r["epoch"]),
+        rows.append([r["run"], r["model"], "" if r.get("epoch") is None else str(r["epoch"]),
                      *(f"{r['metrics'].get(k, float('nan')):.4f}" for k in keys),
                      _count(r.get("parameters")), _count(r.get("parameters_without_embedding")),
                      "" if r.get("seconds_per_epoch") is None else f"{r['seconds_per_epoch']:.1f}"])

@@ -58,8 +58,8 @@ class Result:
 
 def run(paths, options: Options, given: set[str] | None = None) -> Result:
     """Build every registered model at the options' sizes and count its parameters."""
-    from rnnkit.models import ModelConfig, build_model, get_spec, model_names
-    from rnnkit.models.sizing import count_parameters, resolve_hidden_dim
+    from rnnkit.models import ModelConfig, get_spec, model_names
+    from rnnkit.models.sizing import count_parameters, resolve_hidden_dim, shape_only
 
     ModelOptions(**{name: getattr(options, name) for name in SIZES}).check()
     check(options)
@@ -79,7 +79,7 @@ def run(paths, options: Options, given: set[str] | None = None) -> Result:
         config = ModelConfig(vocab_size=vocab_size, num_outputs=outputs, embedding_dim=options.embedding_dim,
                              layers=options.layers, channels=options.channels, kernel_sizes=options.kernel_sizes)
         config.hidden_dim = resolve_hidden_dim(options.hidden_dim, name, config)
-        total, without_embedding = count_parameters(build_model(name, config))
+        total, without_embedding = count_parameters(shape_only(name, config))
         hidden = config.hidden_dim if "hidden_dim" in spec.takes else None
         rows.append(ModelRow(name, spec.description, hidden, total, without_embedding))
     return Result(vocab_size, rows)

@@ -89,8 +89,8 @@ class Removal:
 
     name: str
     folders: list[Path]  # checkpoints/<name>/ and any leftover .<name>.partial/ or .<name>.old/
-    reports: list[Path]  # reports/ files its evaluate and ablate-gates records list
-    manifest_keys: list[str]  # train/<name>, evaluate/<name>/..., ablate/<name>/...
+    reports: list[Path]  # reports/ files its evaluate, ablate-gates and report records list
+    manifest_keys: list[str]  # train/<name>, evaluate/<name>/..., ablate/<name>/..., report/<name>
     current: bool  # it is the run marked with `runs use`
     size: int = 0  # bytes
 
@@ -139,6 +139,7 @@ def record(info: RunInfo, dataset_sha256: str | None, choice: RunChoice | None) 
         "marked_current": choice is not None and choice.rule == "current" and not info.partial
         and choice.name == info.name,
         "being_trained": info.partial, "path": str(info.path),
+        **({"members": (info.config or {}).get("members")} if info.model == "ensemble" else {}),
         **({"problem": info.problem} if info.problem else {}),
     }
 
@@ -158,6 +159,10 @@ def show(paths: ArtifactPaths, options: ShowOptions, given: set[str] | None = No
     if opts is None:  # a run from before config.json: the manifest recorded every option
         entry = Manifest(paths).stages.get(f"train/{info.name}") or {}
         opts = {k: v for k, v in (entry.get("params") or {}).items() if k not in ("model_config", "interrupted")}
+    if info.model == "ensemble":  # its members with their weights, where the settings list them
+        members = [m for m in config.get("members") or [] if isinstance(m, dict)]
+        opts = {**opts, "members": ", ".join(f"{m.get('run')} ({m.get('model')}, weight {m.get('weight', 0):.4f})"
+                                             for m in members)}
     being_trained = not info.partial and any(r.partial and r.status == "running" for r in mine)
     return ShowResult(info, record(info, listing.dataset_sha256, listing.choice), dict(opts),
                       dict(config.get("resolved") or {}), being_trained)
@@ -177,11 +182,16 @@ def removal(paths: ArtifactPaths, name: str, *, locked: bool = False) -> Removal
         raise RnnkitError(f"run {name!r} is running ({where}/config.json says so) — wait for it to end or stop it "
                           f"first; if its process was killed, resume it with `rnnkit train --resume {name}` or "
                           f"delete {where}/ by hand")
+    users = ensembles_using(paths, name)
+    if users:  # deleting a member would leave the ensemble unusable: the ensemble goes first
+        raise RnnkitError(f"run {name!r} is a member of ensemble {', '.join(map(repr, users))} — delete the ensemble "
+                          f"first (`rnnkit runs rm {users[0]}`), or rebuild it without {name!r} (`rnnkit ensemble "
+                          f"RUN ... --name {users[0]} --force`)")
     folders = [p for p in (paths.run_dir(name), checkpoints.partial_dir(paths, name), checkpoints.old_dir(paths, name))
                if p.is_dir()]
     manifest = Manifest(paths)
     keys = [k for k in manifest.stages
-            if k == f"train/{name}" or k.startswith((f"evaluate/{name}/", f"ablate/{name}/"))]
+            if k in (f"train/{name}", f"report/{name}") or k.startswith((f"evaluate/{name}/", f"ablate/{name}/"))]
     if not folders and not keys:
         known = ", ".join(r.name for r in checkpoints.list_runs(paths)[-8:]) or "none"
         raise RnnkitError(f"no run named {name!r} in {paths.checkpoints}/ (runs: {known}) — `rnnkit runs` lists them")
@@ -194,6 +204,16 @@ def removal(paths: ArtifactPaths, name: str, *, locked: bool = False) -> Removal
     size = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
     size += sum(p.stat().st_size for p in reports)
     return Removal(name, folders, reports, keys, checkpoints.current_run(paths) == name, size)
+
+
+def ensembles_using(paths: ArtifactPaths, name: str) -> list[str]:
+    """The ensemble runs (`rnnkit ensemble`) that list run `name` among their members."""
+    return [r.name for r in checkpoints.list_runs(paths) if r.name != name and r.model == "ensemble"
+            and name in _members(r)]
+
+
+def _members(info: RunInfo) -> list[str]:
+    return [m.get("run") for m in (info.config or {}).get("members") or [] if isinstance(m, dict)]
 
 
 def rm(paths: ArtifactPaths, options: RmOptions, given: set[str] | None = None, *,

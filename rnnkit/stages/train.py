@@ -33,7 +33,7 @@ from rnnkit.artifacts import (
     torch_save,
     write_text,
 )
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, interrupts_deferred, sigterm_as_interrupt
 from rnnkit.models.config import ModelOptions
 from rnnkit.options import defaults, option
 from rnnkit.training import checkpoints
@@ -172,6 +172,19 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str] | None, on_epoc
     state = None
     if resumed is not None:
         state = _restore(paths, name, resumed, work_dir, final_dir, model, dataset_sha, device)
+    if resumed is not None and resumed["status"] == FINISHED:
+        # Trained to the end, then stopped while being put in place: only that is left to do.
+        err_console.print(f"run {name}: its training had finished; putting it in place", highlight=False)
+        history = state["history"]
+        with interrupts_deferred():
+            replaced = _finish_run(paths, manifest, work_dir, final_dir, name, options, config, input_hashes,
+                                   history, data["task"], interrupted=False)
+        if replaced:
+            err_console.print(f"replaced the earlier run {name} (--force)", highlight=False)
+        finished = _progress_of({}, history, options.monitor)
+        best = history[finished["best_epoch"] - 1]
+        return Result(name, final_dir, finished["best_epoch"], best, len(history),
+                      sum(h.get("train_seconds", 0.0) for h in history) / max(len(history), 1))
     n_params, _ = count_parameters(model)
     err_console.print(f"run [bold]{name}[/]: {options.model} ({describe_model(spec, config)}), {n_params:,} "
                       f"parameters, {len(data['y_train']):,} train / {len(data['y_val']):,} val, device {device}",
@@ -222,7 +235,7 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str] | None, on_epoc
     finish = functools.partial(_finish_run, paths, manifest, work_dir, final_dir, name, options, config,
                                input_hashes, history, data["task"])
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             result = fit(model, data, options, device=device, on_epoch_end=epoch_end, on_best=on_best,
                          on_state=on_state, resume=state, stop_on_divergence=True)
         if not (work_dir / "best.pt").exists():  # (fit stops at a loss that is not finite: not reached)
@@ -230,9 +243,12 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str] | None, on_epoc
     except BaseException as exc:
         _keep_unfinished(paths, exc, work_dir, final_dir, name, run_config, history, finish)
         raise
-    run_config["status"] = FINISHED
-    write_config(work_dir, run_config)
-    replaced = finish(interrupted=False)
+    # Ctrl-C or SIGTERM from here on waits until the run is in place (a second or two), then stops
+    # the command: cutting this short would leave a trained run that no command uses.
+    with interrupts_deferred():
+        run_config["status"] = FINISHED
+        write_config(work_dir, run_config)
+        replaced = finish(interrupted=False)
     if replaced:
         err_console.print(f"replaced the earlier run {name} (--force)", highlight=False)
     best = result.history[result.best_epoch - 1]
@@ -319,7 +335,9 @@ def _check_free(paths: ArtifactPaths, name: str, force: bool) -> None:
         return  # a run killed before its first epoch ended: nothing to keep
     what = f"{epochs} finished epoch(s) of an earlier run {name!r} ({status})"
     if not force:
-        resume = f"continue it with `rnnkit train --resume {name}`, " if status != FINISHED else ""
+        # A finished one was stopped while being put in place: --resume completes that.
+        resume = (f"continue it with `rnnkit train --resume {name}`, " if status != FINISHED else
+                  f"put it in place with `rnnkit train --resume {name}`, ")
         raise RnnkitError(f"{work} holds {what} — {resume}delete it with `rnnkit runs rm {name}`, or pass --force "
                           f"to discard it")
     err_console.print(f"[yellow]note:[/] discarding {work}: {what}, as --force asks", highlight=False)
@@ -501,7 +519,9 @@ def _resumed_options(paths: ArtifactPaths, options: Options, given: set[str], *,
     if saved is None:
         raise RnnkitError(f"no interrupted run {name!r} in {paths.checkpoints}/ — see `rnnkit runs`, or train a new "
                           f"run with `rnnkit train --name {name}`")
-    if saved["status"] == FINISHED:
+    # A finished run still in .<name>.partial/ was stopped while being put in place: resuming it
+    # completes that (see _run).
+    if saved["status"] == FINISHED and folder == paths.run_dir(name):
         raise RnnkitError(f"run {name!r} has finished — nothing to resume; train a new run or "
                           f"`rnnkit train --name {name} --force` to replace it")
     if saved["status"] == RUNNING and not locked and _alive(saved.get("pid")):
@@ -550,27 +570,6 @@ def _restore(paths: ArtifactPaths, name: str, saved: dict, work_dir: Path, final
     # The history the files hold from that epoch on is what the continued run appends to.
     state["history"] = state["history"][: state["epoch"]]
     return state
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a scheduler's or `kill`'s stop) ends training as Ctrl-C does: the finished epochs
-    are kept and the run can be resumed. Only in the main thread, where signals are delivered."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_name(paths: ArtifactPaths, name: str | None, model: str) -> str:

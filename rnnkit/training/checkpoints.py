@@ -29,6 +29,7 @@ from rnnkit.artifacts import (
     ArtifactPaths,
     Manifest,
     check_format,
+    lock_held,
     torch_load,
     torch_save,
 )
@@ -104,6 +105,10 @@ def load(path: Path) -> dict[str, Any]:
     if data["task"] not in (BINARY, MULTICLASS, MULTILABEL) or names < 1 or (data["task"] == BINARY and names != 2):
         raise RnnkitError(f"{path} is a damaged checkpoint: task {data['task']!r} with "
                           f"{len(data['label_names'])} label name(s) — {fix}")
+    from rnnkit.training.ensemble import ENSEMBLE
+
+    if data["model"] == ENSEMBLE:  # its members are found beside its folder (training/ensemble.py)
+        data["loaded_from"] = str(Path(path).resolve())
     return data
 
 
@@ -111,8 +116,11 @@ def rebuild(checkpoint: dict[str, Any], where: str | Path = "the checkpoint"):
     """The model of a checkpoint, with its weights, in eval mode (a checkpoint that does not
     make its model — unknown model, weights of other shapes — is a one-line error naming `where`)."""
     from rnnkit.models import ModelConfig, build_model
+    from rnnkit.training import ensemble
     from rnnkit.training.metrics import num_outputs
 
+    if checkpoint.get("model") == ensemble.ENSEMBLE:  # references to runs: loaded from their folders
+        return ensemble.rebuild(checkpoint, where, lambda path: rebuild(load(path), path))
     try:
         config = ModelConfig.from_dict(checkpoint["config"])
         model = build_model(checkpoint["model"], config)
@@ -209,7 +217,8 @@ class RunInfo:
 
     name: str
     path: Path
-    status: str  # running, finished, interrupted, failed; "unknown" for an older run the manifest lacks
+    status: str  # running, killed (running, but no process holds its lock), finished, interrupted, failed;
+    # "unknown" for an older run the manifest lacks
     model: str | None = None
     task: str | None = None
     epochs_run: int | None = None
@@ -278,6 +287,8 @@ def list_runs(paths: ArtifactPaths) -> list[RunInfo]:
             if folder.name.endswith(PARTIAL_SUFFIX) and (folder / "config.json").exists():
                 info = _run_info(folder.name[1 : -len(PARTIAL_SUFFIX)], folder, manifest)
                 info.partial = True
+                if info.status == "running" and lock_held(paths, f"train/{info.name}") is False:
+                    info.status = "killed"  # its config.json says running, but no process holds its lock
                 runs.append(info)
             continue
         if (folder / "config.json").exists() or (folder / "best.pt").exists():

@@ -49,7 +49,7 @@ def open_storage(paths: ArtifactPaths, storage: str | None, study: str):
         path.parent.mkdir(parents=True, exist_ok=True)
         check_journal(path)
         try:
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(JournalFileBackend(str(path), lock_obj=_journal_lock(path)))
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             reason = " ".join(str(exc).split())[:120] or type(exc).__name__
             raise RnnkitError(f"{path} is not a readable Optuna journal ({reason}) — {_JOURNAL_FIX}") from None
@@ -79,6 +79,65 @@ def open_storage(paths: ArtifactPaths, storage: str | None, study: str):
             raise RnnkitError(f"cannot open --storage {label} ({reason}) — check the URL, that the "
                               f"database server is running and that the user may connect") from None
     raise AssertionError("unreachable")
+
+
+class _FlockJournalLock:
+    """Optuna's journal-file lock as an fcntl lock on tune/.<study>.journal.flock.
+
+    The system drops it when its holder dies, however it dies, so a killed `tune` never leaves
+    the next one waiting. (Optuna's default, a symlink beside the journal, outlives a killed
+    holder and makes every later writer sleep through its 30 s grace period first.) Tuning
+    workers and threads each open their own descriptor, so they exclude one another. The file
+    is made at the first write and stays: deleting a lock file would race with a process about
+    to lock it. On a file system without fcntl locks, Optuna's symlink lock takes over.
+    """
+
+    def __init__(self, journal: Path):
+        self.journal = journal
+        self.path = journal.parent / f".{journal.name}.flock"
+        self.fd: int | None = None
+        self.fallback = None
+
+    def acquire(self) -> bool:
+        import errno
+        import fcntl
+
+        if self.fallback is not None:
+            return self.fallback.acquire()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            from optuna.storages.journal import JournalFileSymlinkLock
+
+            self.fallback = JournalFileSymlinkLock(str(self.journal))
+            return self.fallback.acquire()
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fallback is not None:
+            self.fallback.release()
+            return
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
+
+
+def _journal_lock(path: Path):
+    """The lock Optuna takes around each journal write: an fcntl one where there is fcntl (not
+    on Windows: there, Optuna's own symlink lock)."""
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:
+        return None
+    return _FlockJournalLock(path)
 
 
 _JOURNAL_FIX = "restore it from a backup, or start a new study with --study NAME"

@@ -24,14 +24,7 @@ NAMES = model_names()
 VOCAB = 20
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These models are tiny: a second OpenMP thread only adds synchronisation, which costs
-    # 10x when other processes share the cores. Restored for the rest of the session.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (conftest.py)
 
 
 def tiny_config(**overrides) -> ModelConfig:

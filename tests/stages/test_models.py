@@ -31,6 +31,15 @@ def test_every_model_with_its_parameters(tmp_path):
     assert rows["cnn"].hidden_dim is None  # the cnn has no hidden layer: --channels sizes it
     for row in result.rows:
         assert row.parameters - row.parameters_without_embedding == 1000 * 10
+        built = build_model(row.name, ModelConfig(vocab_size=1000, num_outputs=1, embedding_dim=10))
+        assert row.parameters == sum(p.numel() for p in built.parameters()), row.name  # counted on the meta device
+
+
+def test_the_largest_vocabulary_allocates_nothing(tmp_path):
+    """Counted on PyTorch's meta device: 10 million words x 128 dims would be 5 GB per model."""
+    result = run(artifact_paths(tmp_path), Options(vocab_size=10_000_000))
+    rows = {row.name: row for row in result.rows}
+    assert rows["lstm"].parameters - rows["lstm"].parameters_without_embedding == 10_000_000 * 128
 
 
 def test_match_sizes_each_model_to_the_reference(tmp_path):

@@ -10,11 +10,13 @@ import shutil
 
 import pytest
 
-from rnnkit.artifacts import artifact_paths
+from rnnkit.artifacts import artifact_paths, run_lock
 from rnnkit.errors import RnnkitError
 from rnnkit.stages import runs
 from rnnkit.stages.evaluate import Options as EvaluateOptions
 from rnnkit.stages.evaluate import run as evaluate
+from rnnkit.stages.report import Options as ReportOptions
+from rnnkit.stages.report import run as report
 from rnnkit.training import checkpoints
 
 
@@ -94,7 +96,8 @@ def test_the_listing_marks_the_default_run_and_the_data(pipeline_copy):
     paths = artifact_paths(pipeline_copy)
     make_run(paths, "old-data", accuracy=0.99, dataset="0" * 64)
     make_run(paths, "in-progress", status="running", partial=True)
-    result = runs.run(paths, runs.ListOptions())
+    with run_lock(paths, "in-progress"):  # as its `rnnkit train` holds it (without: "killed")
+        result = runs.run(paths, runs.ListOptions())
     records = {(r["name"], r["being_trained"]): r for r in result.records()}
     assert set(records) == {("tiny", False), ("old-data", False), ("in-progress", True)}
     tiny = records[("tiny", False)]
@@ -128,13 +131,15 @@ def test_show_gives_every_setting_and_the_best_metrics(pipeline_copy):
 def test_rm_deletes_the_folder_its_manifest_records_and_reports(pipeline_copy):
     paths = artifact_paths(pipeline_copy)
     evaluate(paths, EvaluateOptions(run="tiny", threads=1))
+    report(paths, ReportOptions(run="tiny", threads=1, explain=False))
     runs.use(paths, runs.UseOptions(name="tiny"))
     manifest = json.loads(paths.manifest.read_text())
-    assert {"train/tiny", "evaluate/tiny/test"} <= set(manifest["stages"])
+    assert {"train/tiny", "evaluate/tiny/test", "report/tiny"} <= set(manifest["stages"])
     removed = runs.rm(paths, runs.RmOptions(name="tiny", yes=True))
-    assert removed.manifest_keys == ["train/tiny", "evaluate/tiny/test"]
+    assert removed.manifest_keys == ["train/tiny", "evaluate/tiny/test", "report/tiny"]
     assert not paths.run_dir("tiny").exists()
     assert not (paths.reports / "tiny-test.json").exists() and not (paths.reports / "tiny-test.png").exists()
+    assert not (paths.reports / "tiny.html").exists()
     stages = json.loads(paths.manifest.read_text())["stages"]
     assert not [k for k in stages if "tiny" in k] and "tokenize" in stages
     assert checkpoints.current_run(paths) is None

@@ -151,6 +151,7 @@ def plot(results: list[dict], path: Path, *, texts: int, steps: int) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     width = max(6.4, 4.2 * len(results))
     fig, axes = plt.subplots(1, len(results), figsize=(width, 4.0), sharey=True, squeeze=False)
@@ -160,6 +161,7 @@ def plot(results: list[dict], path: Path, *, texts: int, steps: int) -> None:
         ax.plot(ks, r["random"][1:], marker="s", markersize=3, label=f"k random (AOPC {r['aopc_random']:.3f})")
         ax.set_title(f"{r['run']} ({r['model']})", fontsize=10)
         ax.set_xlabel("tokens deleted (k)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
     axes[0][0].set_ylabel("drop of P(predicted label)")

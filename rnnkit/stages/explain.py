@@ -54,6 +54,7 @@ class Result:
 
 def run(paths, options: Options, given: set[str] | None = None) -> Result:
     """Attributions for every text with the run's checkpoint (the run `checkpoints.resolve_run` picks)."""
+    from rnnkit.console import training_progress
     from rnnkit.interpret.attributions import Explainer
     from rnnkit.stages.predict import read_texts
     from rnnkit.training import checkpoints
@@ -76,8 +77,14 @@ def run(paths, options: Options, given: set[str] | None = None) -> Result:
                           f"{', '.join(predictor.label_names)}")
     explainer = Explainer(predictor, steps=options.steps)
     predictions = predictor.predict(texts, workers=1)
-    explanations = [explainer.explain(text, prediction, options.target)
-                    for text, prediction in zip(texts, predictions)]
+    explanations = []
+    # A file of long texts takes a while (about 0.5 s a review for a recurrent model): a bar on
+    # stderr while it runs, gone when it ends (stdout, --json included, holds only the results).
+    with training_progress(transient=True) as bar:
+        task = bar.add_task("explaining", total=len(texts), stats="", visible=len(texts) > 1)
+        for text, prediction in zip(texts, predictions):
+            explanations.append(explainer.explain(text, prediction, options.target))
+            bar.advance(task)
     result = Result(choice.name, choice.why, predictor.model_name, predictor.task, options.steps, explanations, html)
     if html is not None:
         from rnnkit.artifacts import write_text

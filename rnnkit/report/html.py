@@ -65,9 +65,11 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, caption: 
         klass = row_class(n) if row_class else ""
         cells = "".join(f'<td{" class=num" if c.numeric else ""}>{c.html}</td>' for c in row)
         body.append(f'<tr{f" class={klass}" if klass else ""}>{cells}</tr>')
-    caption_html = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return (f'<div class="scroll"><table>{caption_html}<thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    # The caption goes below the scrolling box, not inside the table: a table wider than a phone
+    # would otherwise make its caption as wide, and cut it at the screen's edge.
+    caption_html = f'<p class="caption">{esc(caption)}</p>' if caption else ""
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>{caption_html}')
 
 
 def pairs(items: Iterable[tuple[str, object]], digits: int = 4, header: tuple[str, str] = ("setting", "value")) -> str:
@@ -146,11 +148,11 @@ h2{font-size:1.35rem;border-bottom:1px solid var(--border);padding-bottom:.2em;m
 h3{font-size:1.05rem;margin:1.4em 0 .4em}
 a{color:var(--accent)}
 nav ul{display:flex;flex-wrap:wrap;gap:.2em .9em;padding:0;margin:.6em 0;list-style:none}
-.muted,.note,figcaption,caption{color:var(--muted)}
+.muted,.note,figcaption,.caption{color:var(--muted)}
 .note{font-size:.92rem}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.4em 0 1em;max-width:100%}
 table{border-collapse:collapse;font-size:.9rem}
-caption{caption-side:bottom;text-align:left;font-size:.85rem;padding-top:.3em}
+.caption{font-size:.85rem;margin:-.6em 0 1em}
 th,td{padding:.3em .65em;border-bottom:1px solid var(--border);text-align:left;vertical-align:top}
 th{background:var(--alt);white-space:nowrap}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}

@@ -22,25 +22,12 @@ import time
 from pathlib import Path
 
 
-def probabilities(task: str, logits):
-    """(batch, labels) probabilities the way the run reads its logits."""
-    import torch
-
-    from rnnkit.training.metrics import BINARY, MULTICLASS
-
-    if task == BINARY:
-        p = torch.sigmoid(logits[:, 0])
-        return torch.stack([1 - p, p], dim=1)
-    if task == MULTICLASS:
-        return logits.softmax(dim=-1)
-    return torch.sigmoid(logits)
-
-
 def label_probability(predictor, sequences: list[list[int]], label: int) -> list[float]:
     """The probability of label `label` for each id sequence (one padded batch)."""
     import torch
 
     from rnnkit.text.base import PAD_ID, UNK_ID
+    from rnnkit.training.metrics import BINARY, probabilities
 
     sequences = [s or [UNK_ID] for s in sequences]
     width = max(len(s) for s in sequences)
@@ -49,8 +36,15 @@ def label_probability(predictor, sequences: list[list[int]], label: int) -> list
         ids[row, : len(seq)] = torch.tensor(seq)
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int64)
     with torch.no_grad():
-        logits = predictor.model(ids.to(predictor.device), lengths).float().cpu()
-    return probabilities(predictor.task, logits)[:, label].tolist()
+        probs = probabilities(predictor.model(ids.to(predictor.device), lengths).cpu(), predictor.task)
+    if predictor.task == BINARY:  # one output, P(positive): label 0 is the negative one
+        return (probs[:, 0] if label == 1 else 1 - probs[:, 0]).tolist()
+    return probs[:, label].tolist()
+
+
+def ratio(top: float, random_: float) -> str:
+    """top / random, or "—" when random deletion did not lower the probability (no ratio to speak of)."""
+    return f"{top / random_:.1f}x" if random_ > 0 else "—"
 
 
 def delete(ids: list[int], positions) -> list[int]:
@@ -122,7 +116,7 @@ def main() -> None:
         result = measure(paths, run, texts, max_k=args.max_k, steps=args.steps, seed=args.seed)
         results.append(result)
         print(f"{run}: AOPC top-k {result['aopc_top']:.4f}, random {result['aopc_random']:.4f}, ratio "
-              f"{result['aopc_top'] / max(result['aopc_random'], 1e-9):.1f}x; median {result['median_seconds']:.3f} "
+              f"{ratio(result['aopc_top'], result['aopc_random'])}; median {result['median_seconds']:.3f} "
               f"s/text; |delta| / |f(text) - f(baseline)|: median {result['median_delta']:.3f}, 90th percentile "
               f"{result['p90_delta']:.3f}, max {result['max_delta']:.3g}; {time.perf_counter() - started:.0f} s",
               flush=True)
@@ -134,7 +128,7 @@ def main() -> None:
     for r in results:
         cells = " | ".join(f"{r['top'][k]:.3f} / {r['random'][k]:.3f}" for k in ks)
         print(f"| {r['run']} ({r['model']}) | {cells} | {r['aopc_top']:.4f} | {r['aopc_random']:.4f} | "
-              f"{r['aopc_top'] / max(r['aopc_random'], 1e-9):.1f}x |")
+              f"{ratio(r['aopc_top'], r['aopc_random'])} |")
     print("\nfull curves (k = 1..max-k):")
     for r in results:
         print(f"{r['run']} top-k: " + " ".join(f"{x:.3f}" for x in r["top"][1:]))

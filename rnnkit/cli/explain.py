@@ -25,13 +25,15 @@ def explain(paths, options: Options, given: set[str]) -> None:
     err_console.print(f"run {result.run} ({result.why}), model {result.model}: layer integrated gradients, "
                       f"{result.steps} steps, baseline every token <PAD>", highlight=False, markup=False,
                       soft_wrap=True)
+    for note in result.method_notes:
+        err_console.print(f"note: {note}", style="dim", highlight=False, markup=False, soft_wrap=True)
     if options.json_output:
         for explanation in result.explanations:
             sys.stdout.write(json.dumps(as_dict(explanation, result.run), ensure_ascii=False) + "\n")
     else:
         err_console.print(legend(), highlight=False)
         for i, explanation in enumerate(result.explanations, 1):
-            console.print(terminal_view(explanation, i), highlight=False)
+            console.print(terminal_view(explanation, i, result.method_notes), highlight=False)
     if result.html is not None:
         err_console.print(f"page -> {result.html}", highlight=False, markup=False)
 

@@ -111,7 +111,7 @@ def _prediction_line(p: dict[str, Any]) -> str:
     return f"prediction: {p['label']} {p['probability']:.3f}"
 
 
-def terminal_view(explanation, number: int):
+def terminal_view(explanation, number: int, said: list[str] = ()):
     """A text's explanation for the terminal: the text, then per target the coloured words, the
     numbers they add up to and the strongest words; attention weights for attn-lstm."""
     from rich.console import Group
@@ -135,7 +135,8 @@ def terminal_view(explanation, number: int):
         top = sorted(range(len(weights)), key=lambda i: -weights[i])[:TOP]
         lines.append(Text("   most attended: " + ", ".join(f"{e.words[i]} {weights[i]:.3f}" for i in top)))
     for note in e.notes:
-        lines.append(Text(f"   note: {note}", style="dim"))
+        if note not in said:  # (the method's notes, said once for every text)
+            lines.append(Text(f"   note: {note}", style="dim"))
     lines.append(Text(""))
     return Group(*lines)
 
@@ -191,7 +192,7 @@ def _html_tokens(words: list[str], values: list[float], colour=None, digits: int
     return '<div class="tokens">' + "".join(spans) + "</div>"
 
 
-def _html_section(e, number: int) -> str:
+def _html_section(e, number: int, said: list[str] = ()) -> str:
     parts = [f"<section><h2>{number}. {html.escape(e.text)}</h2>",
              f'<p class="figures">{html.escape(_prediction_line(e.prediction))}</p>']
     attention = e.word_values(e.attention) if e.attention is not None else None
@@ -216,7 +217,8 @@ def _html_section(e, number: int) -> str:
     parts.append(f"<details><summary>values per word</summary><table><tr><th>word</th>{heads}</tr>"
                  f"{''.join(rows)}</table></details>")
     for note in e.notes:
-        parts.append(f'<p class="note">note: {html.escape(note)}</p>')
+        if note not in said:
+            parts.append(f'<p class="note">note: {html.escape(note)}</p>')
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -230,7 +232,9 @@ def html_page(result) -> str:
     if attention:
         legend_html += ('<div class="legend"><span>attention 0</span><span class="bar attention"></span>'
                         "<span>the text's largest weight</span></div>")
-    sections = "\n".join(_html_section(e, i) for i, e in enumerate(result.explanations, 1))
+    said = list(result.method_notes)
+    sections = "\n".join(_html_section(e, i, said) for i, e in enumerate(result.explanations, 1))
+    method = "".join(f'<p class="note">note: {html.escape(note)}</p>' for note in said)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -246,6 +250,7 @@ def html_page(result) -> str:
 token embeddings, {result.steps} steps, baseline: every token &lt;PAD&gt;. A word's attribution is its share of
 f(text) − f(baseline); delta is by how much the attributions miss it. Colour strength is relative to the text's
 largest attribution; hover a word (or open "values per word") for its number.</p>
+{method}
 {legend_html}
 {sections}
 </main>

@@ -12,7 +12,7 @@ predicted label, or the most probable one when none passes its threshold.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class Result:
     steps: int
     explanations: list[Any]  # interpret.attributions.Explanation, one per text
     html: Path | None  # the page written, if --html
+    method_notes: list[str] = field(default_factory=list)  # how this model is explained: said once, not per text
 
 
 def run(paths, options: Options, given: set[str] | None = None) -> Result:
@@ -85,7 +86,8 @@ def run(paths, options: Options, given: set[str] | None = None) -> Result:
         for text, prediction in zip(texts, predictions):
             explanations.append(explainer.explain(text, prediction, options.target))
             bar.advance(task)
-    result = Result(choice.name, choice.why, predictor.model_name, predictor.task, options.steps, explanations, html)
+    result = Result(choice.name, choice.why, predictor.model_name, predictor.task, options.steps, explanations, html,
+                    list(explainer.notes))
     if html is not None:
         from rnnkit.artifacts import write_text
         from rnnkit.interpret.render import html_page

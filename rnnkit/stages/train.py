@@ -27,6 +27,7 @@ from rnnkit.artifacts import (
     ArtifactPaths,
     Manifest,
     data_lock,
+    pid_alive,
     run_lock,
     sha256_file,
     torch_load,
@@ -524,7 +525,9 @@ def _resumed_options(paths: ArtifactPaths, options: Options, given: set[str], *,
     if saved["status"] == FINISHED and folder == paths.run_dir(name):
         raise RnnkitError(f"run {name!r} has finished — nothing to resume; train a new run or "
                           f"`rnnkit train --name {name} --force` to replace it")
-    if saved["status"] == RUNNING and not locked and _alive(saved.get("pid")):
+    # (Its own pid would be a pid reused by this process: not the run's trainer.)
+    pid = saved.get("pid")
+    if saved["status"] == RUNNING and not locked and isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
         raise RnnkitError(f"run {name!r} is still being trained (process {saved['pid']}) — wait for it or stop "
                           f"it first")
     kept = {k: v for k, v in saved["options"].items() if k not in ("name", "force", "config", "resume")}
@@ -532,19 +535,6 @@ def _resumed_options(paths: ArtifactPaths, options: Options, given: set[str], *,
         kept["kernel_sizes"] = tuple(kept["kernel_sizes"])
     resumed = replace(Options(**kept), name=name, resume=name, device=options.device, threads=options.threads)
     return resumed, saved
-
-
-def _alive(pid) -> bool:
-    """Whether process `pid` still runs on this machine (a run killed with SIGKILL says "running")."""
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _restore(paths: ArtifactPaths, name: str, saved: dict, work_dir: Path, final_dir: Path, model,

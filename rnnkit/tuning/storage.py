@@ -10,7 +10,7 @@ import time
 import warnings
 from pathlib import Path
 
-from rnnkit.artifacts import ArtifactPaths
+from rnnkit.artifacts import ArtifactPaths, pid_alive
 from rnnkit.errors import RnnkitError
 
 
@@ -187,16 +187,6 @@ def _with_installed_driver(url: str) -> str:
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def fail_orphaned_trials(study, *, worker: str | None = None) -> list[int]:

@@ -1,8 +1,8 @@
 """rnnkit's defaults against the baselines a user would pick instead, on every task shape.
 
-    python benchmarks/task_shapes.py --root /work/runs/shapes [--datasets sample r8 r90 imdb]
-                                     [--models ngram cnn bilstm-pool] [--fasttext-seconds 300]
-                                     [--threads 2] [--json OUT]
+    python benchmarks/task_shapes.py --root /work/runs/shapes [--datasets sample r8 r90 r90-small imdb]
+                                     [--models ngram cnn bilstm-pool] [--no-ensemble]
+                                     [--fasttext-seconds 300] [--threads 2] [--json OUT]
 
 For each dataset, in one run on the identical prepared splits:
 
@@ -10,14 +10,17 @@ For each dataset, in one run on the identical prepared splits:
    `rnnkit tokenize` with its defaults;
 2. `rnnkit train --model M` with rnnkit's defaults for every model of --models (no other
    flag: epochs, patience, learning rate, monitor and thresholds are rnnkit's choice), then
-   `rnnkit evaluate --run M` on the test split;
+   `rnnkit evaluate --run M` on the test split; with two or more models, `rnnkit ensemble`
+   of them all (weights fitted on validation, the default), evaluated the same way;
 3. benchmarks/baselines.py on the prepared splits: TF-IDF (1-2-grams) + a linear SVM with C
    chosen on validation, the fastText tutorial's recipe, and fastText's autotune on
    validation for --fasttext-seconds.
 
 It prints one table per dataset (test metrics, seconds, and each row's headline metric as a
 ratio to TF-IDF + linear's) and --json writes every figure. Data: ../shared/data (IMDB's
-official tarball, Reuters-21578 R8 and R90) and the embedded sample.
+official tarball, Reuters-21578 R8 and R90) and the embedded sample. `r90-small` is a small
+multi-label set drawn from R90 (small_multilabel below): 330 of its training texts and 600 of
+its test texts, topics limited to those among the 330.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ DATASETS = {
     "r8": ["csv", str(SHARED / "reuters21578" / "reuters21578_r8.tsv.gz"), "--split-col", "split"],
     "r90": ["csv", str(SHARED / "reuters21578" / "reuters21578_modapte90.tsv.gz"), "--label-col", "labels",
             "--multi-label", "--split-col", "split"],
+    "r90-small": ["csv", "(written by small_multilabel)", "--label-col", "labels", "--multi-label", "--split-col",
+                  "split"],
 }
+# r90-small: how many R90 texts it draws (seeded), from which split.
+SMALL_TRAIN, SMALL_TEST = 330, 600
 HEADLINE = {"binary": "accuracy", "multiclass": "accuracy", "multilabel": "micro_f1"}
 COLUMNS = {"binary": ["accuracy", "f1", "macro_f1"], "multiclass": ["accuracy", "macro_f1"],
            "multilabel": ["micro_f1", "macro_f1", "subset_accuracy"]}
@@ -52,7 +59,7 @@ def rnnkit(*args: str, root: Path, threads: int) -> float:
     started = time.perf_counter()
     log = root.parent / f"{'-'.join(args[:3]).replace('/', '_')}.log"
     with open(log, "w") as handle:
-        extra = ["--threads", str(threads)] if args[0] in ("train", "evaluate") else []
+        extra = ["--threads", str(threads)] if args[0] in ("train", "evaluate", "ensemble") else []
         command = [sys.executable, "-c", "from rnnkit.cli import main; main()", *args, *extra]
         done = subprocess.run(command, env=env, stdout=handle,
                               stderr=subprocess.STDOUT)
@@ -61,23 +68,44 @@ def rnnkit(*args: str, root: Path, threads: int) -> float:
     return time.perf_counter() - started
 
 
+def small_multilabel(folder: Path) -> Path:
+    """A small multi-label set (a shape the issue names: a few hundred texts, a few dozen
+    topics) drawn from R90 with a fixed seed: SMALL_TRAIN training and SMALL_TEST test texts,
+    each text's topics limited to those among the training texts (texts left with none
+    dropped). Written to folder/r90-small.tsv."""
+    import pandas as pd
+
+    full = pd.read_csv(SHARED / "reuters21578" / "reuters21578_modapte90.tsv.gz", sep="\t")
+    train = full[full["split"] == "train"].sample(SMALL_TRAIN, random_state=0)
+    test = full[full["split"] == "test"].sample(SMALL_TEST, random_state=0)
+    seen = {label for labels in train["labels"] for label in labels.split(", ")}
+    small = pd.concat([train, test])
+    small["labels"] = small["labels"].map(lambda labels: ", ".join(x for x in labels.split(", ") if x in seen))
+    path = folder / "r90-small.tsv"
+    small[small["labels"] != ""].to_csv(path, sep="\t", index=False)
+    return path
+
+
 def run_dataset(name: str, args) -> dict:
     root = Path(args.root) / name / "artifacts"
     root.parent.mkdir(parents=True, exist_ok=True)
+    if name == "r90-small":
+        DATASETS[name][1] = str(small_multilabel(root.parent))
     seconds = {"prepare": rnnkit("prepare", *DATASETS[name], "--force", root=root, threads=args.threads),
                "tokenize": rnnkit("tokenize", "--force", root=root, threads=args.threads)}
     splits, task, label_names = baselines.load_splits(root)
     rows = []
     for model in args.models:
         train_s = rnnkit("train", "--model", model, "--name", model, "--force", root=root, threads=args.threads)
-        rnnkit("evaluate", "--run", model, root=root, threads=args.threads)
-        report = json.loads((root / "reports" / f"{model}-test.json").read_text())
-        history = [json.loads(line) for line in (root / "checkpoints" / model / "metrics.jsonl").read_text()
-                   .splitlines()]
-        rows.append({"method": f"rnnkit {model}", "metrics": report["metrics"], "total_seconds": train_s,
-                     "params": {"epochs": len(history), "best_epoch": report["epoch"],
-                                "decision": report["decision_text"]}})
-        print(f"  {name}: rnnkit {model} {report['metrics']}", flush=True)
+        rows.append(evaluated(model, root, args, train_s))
+        print(f"  {name}: rnnkit {model} {rows[-1]['metrics']}", flush=True)
+    if len(args.models) > 1 and not args.no_ensemble:
+        # The members' own training time counts: an ensemble costs what its members cost.
+        started = time.perf_counter()
+        rnnkit("ensemble", *args.models, "--name", "ensemble", "--force", root=root, threads=args.threads)
+        total = time.perf_counter() - started + sum(r["total_seconds"] for r in rows)
+        rows.append(evaluated("ensemble", root, args, total, method=f"rnnkit ensemble of {' + '.join(args.models)}"))
+        print(f"  {name}: rnnkit ensemble {rows[-1]['metrics']}", flush=True)
     rows.append(baselines.tfidf_linear(splits, task, label_names))
     if not args.no_fasttext:
         rows.append(baselines.fasttext_recipe(splits, task, label_names, threads=args.threads))
@@ -86,6 +114,16 @@ def run_dataset(name: str, args) -> dict:
                                                     threads=args.threads, verbose=0))
     return {"dataset": name, "task": task, "labels": len(label_names),
             "sizes": {s: len(f) for s, f in splits.items()}, "stage_seconds": seconds, "rows": rows}
+
+
+def evaluated(run: str, root: Path, args, seconds: float, method: str | None = None) -> dict:
+    """`rnnkit evaluate --run RUN` on the test split, as one row of the table."""
+    rnnkit("evaluate", "--run", run, root=root, threads=args.threads)
+    report = json.loads((root / "reports" / f"{run}-test.json").read_text())
+    history_file = root / "checkpoints" / run / "metrics.jsonl"
+    epochs = len(history_file.read_text().splitlines()) if history_file.exists() else None
+    return {"method": method or f"rnnkit {run}", "metrics": report["metrics"], "total_seconds": seconds,
+            "params": {"epochs": epochs, "best_epoch": report.get("epoch"), "decision": report["decision_text"]}}
 
 
 def markdown(result: dict) -> str:
@@ -107,8 +145,9 @@ def markdown(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="a folder for one artifacts folder per dataset")
-    parser.add_argument("--datasets", nargs="+", default=["sample", "r8", "r90", "imdb"], choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--models", nargs="+", default=["ngram", "cnn", "bilstm-pool"])
+    parser.add_argument("--no-ensemble", action="store_true", help="no ensemble row (else one of all --models)")
     parser.add_argument("--fasttext-seconds", type=int, default=300, help="autotune budget (0: no autotune row)")
     parser.add_argument("--no-fasttext", action="store_true")
     parser.add_argument("--threads", type=int, default=2)

@@ -9,8 +9,9 @@ import pandas as pd
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "imdb_sample.tsv.gz"
 # Small settings that keep every stage to a second or two on a 2-core CPU.
 TINY_TOKENIZE = ["tokenize", "--max-length", "64"]
-TINY_TRAIN = ["train", "--embedding-dim", "16", "--hidden-dim", "8", "--epochs", "1", "--batch-size", "64",
-              "--threads", "1"]
+# bilstm-pool named, not left to the default (ngram), which takes no --hidden-dim.
+TINY_TRAIN = ["train", "--model", "bilstm-pool", "--embedding-dim", "16", "--hidden-dim", "8", "--epochs", "1",
+              "--batch-size", "64", "--threads", "1"]
 # The cnn takes no --hidden-dim (an option a model does not use is an error).
 TINY_CNN = ["train", "--model", "cnn", "--embedding-dim", "16", "--epochs", "1", "--batch-size", "64", "--threads", "1"]
 TINY_EMBED = ["embed", "--dim", "16", "--epochs", "1"]  # word2vec on the sample's train split: about a second

@@ -54,9 +54,9 @@ STAGES = {
     "evaluate": Stage(["evaluate", "--run", "tiny"], ["evaluate", "--run", "tiny", "--compare"]),
     # The search only: the final training of the best trial is `train`'s code, killed above.
     "tune": Stage(["tune", "--trials", "1", "--epochs-per-trial", "1", "--final-epochs", "0", "--space", "space:",
-                   "--study", "st", "--threads", "1"],
+                   "--study", "st", "--threads", "1", "--model", "bilstm-pool"],
                   ["tune", "--trials", "0", "--epochs-per-trial", "1", "--final-epochs", "0", "--space", "space:",
-                   "--study", "st", "--threads", "1"]),
+                   "--study", "st", "--threads", "1", "--model", "bilstm-pool"]),
     "runs rm": Stage(["runs", "rm", "tiny", "--yes"], ["predict", "great film"], base="two runs"),
     "ablate-gates": Stage(["ablate-gates", "--run", "scratch"], ["runs"], base="two runs"),
 }

@@ -64,8 +64,8 @@ def train_killed_at(root, point: str) -> None:
             Path.rename = renamed
 
         {KILL_AT[point]}
-        run(artifact_paths({str(root)!r}), Options(embedding_dim=16, hidden_dim=8, epochs=1, threads=1,
-            name="tiny", force=True, dropout=0.1))
+        run(artifact_paths({str(root)!r}), Options(model="bilstm-pool", embedding_dim=16, hidden_dim=8, epochs=1,
+            threads=1, name="tiny", force=True, dropout=0.1))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == -9, done.stderr

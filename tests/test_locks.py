@@ -187,8 +187,8 @@ def test_two_trains_of_one_name_at_once_the_second_is_refused(pipeline_copy):
             while not Path({str(go)!r}).exists():
                 time.sleep(0.05)
 
-        run(artifact_paths({str(pipeline_copy)!r}), Options(embedding_dim=16, hidden_dim=8, epochs=2, threads=1,
-            name="same", dropout=0.1), on_epoch_end=wait)
+        run(artifact_paths({str(pipeline_copy)!r}), Options(model="bilstm-pool", embedding_dim=16, hidden_dim=8,
+            epochs=2, threads=1, name="same", dropout=0.1), on_epoch_end=wait)
     """)
     first = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})

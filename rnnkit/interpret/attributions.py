@@ -24,14 +24,14 @@ More steps make delta smaller. Every model of the zoo reads its ids through
 are untouched, because only the vectors are interpolated.
 
 The ngram model. Its `embedding` is an EmbeddingBag: it returns one summed vector per
-text, not one per token, and its hashed bigrams have a table of their own. It is explained
-through `NgramTokens`, the same computation with the bags opened: the token rows and the
-bigram rows per position, weighted by the model's learnt n-gram weights and summed. Each
+text, not one per token, and its hashed pairs and triples have a table of their own. It is
+explained through `NgramTokens`, the same computation with the bags opened: the token rows
+and the n-gram rows per position, weighted by the model's learnt n-gram weights and summed. Each
 n-gram's row is interpolated from zero (the tables' padding row; baseline: no n-gram at
 all, so f(baseline) is the head alone) with the weights held at the text's — they come from
 the ids, not from the vectors. The model is then linear along the path and the attributions
-are exact: each n-gram's weight times its row through the head. A bigram's attribution is
-split evenly between its two tokens, so the tokens still add up to f(text) - f(baseline).
+are exact: each n-gram's weight times its row through the head. An n-gram's attribution is
+split evenly between its n tokens, so the tokens still add up to f(text) - f(baseline).
 
 GPUs: cuDNN computes an RNN's backward pass only in training mode; the models are
 explained in eval mode (no dropout), so cuDNN is switched off for the gradient passes on
@@ -115,9 +115,9 @@ class Explainer:
             self.forward, self.layers, self.groups = _ensemble_parts(model, self.notes)
         elif isinstance(embedding, nn.EmbeddingBag) and hasattr(model, "bigrams"):
             self.forward = NgramTokens(model)
-            self.layers: Any = [self.forward.unigrams, self.forward.pairs]
+            self.layers: Any = list(self.forward.layers)
             self.notes.append("ngram: baseline = no n-gram (f = the head alone); n-gram weights held at the "
-                              "text's; each bigram's share split evenly between its two tokens")
+                              "text's; each n-gram's share split evenly between its tokens")
         elif isinstance(embedding, nn.Embedding):
             self.forward = model
             self.layers = embedding
@@ -208,7 +208,7 @@ class Explainer:
 
     def _per_token(self, found) -> list[float]:
         """captum's attributions (1, tokens, features) summed over the features; ngram's token
-        and bigram rows folded onto the tokens (a bigram's half to each of its two tokens)."""
+        and n-gram rows folded onto the tokens (an n-gram's n-th to each of its tokens)."""
         if not isinstance(found, list):  # one embedding layer
             return found[0].sum(-1).double().cpu().tolist()
         if self.groups is None:
@@ -218,17 +218,20 @@ class Explainer:
         for size in self.groups:
             part = found[start : start + size]
             start += size
-            tokens = part[0][0].sum(-1).double().cpu() if size == 1 else _ngram_tokens(part)
+            tokens = _ngram_tokens(part)
             total = tokens if total is None else total + tokens
         return total.tolist()
 
 
 def _ngram_tokens(found):
-    """ngram's token and bigram rows folded onto the tokens (a bigram's half to each of its two tokens)."""
-    unigrams, pairs = (x[0].sum(-1).double().cpu() for x in found)
-    tokens = unigrams.clone()
-    tokens[:-1] += pairs / 2
-    tokens[1:] += pairs / 2
+    """Per-token attributions from a model's token layers: the token rows' own, plus each
+    n-gram's split evenly between its n tokens (found[k] holds the runs of k + 1 tokens; a
+    model with one embedding layer has found[0] alone)."""
+    tokens = found[0][0].sum(-1).double().cpu().clone()
+    for n, layer in enumerate(found[1:], start=2):
+        runs = layer[0].sum(-1).double().cpu()
+        for k in range(n):
+            tokens[k:k + runs.size(0)] += runs / n
     return tokens
 
 
@@ -266,8 +269,8 @@ def _ensemble_parts(model, notes: list[str]):
         if isinstance(embedding, nn.EmbeddingBag) and hasattr(member, "bigrams"):
             tokens = NgramTokens(member)
             forwards.append(tokens)
-            layers += [tokens.unigrams, tokens.pairs]
-            groups.append(2)
+            layers += tokens.layers
+            groups.append(len(tokens.layers))
         elif isinstance(embedding, nn.Embedding):
             forwards.append(member)
             layers.append(embedding)

@@ -1,13 +1,14 @@
 """The `ngram` model with its bags opened, so that integrated gradients can reach its tokens.
 
-NgramBag (models/ngram.py) sums its token and hashed-bigram rows inside two EmbeddingBags:
-a layer hook sees one vector per text. `NgramTokens` computes the same logits from the rows
+NgramBag (models/ngram.py) sums its token and hashed n-gram rows inside EmbeddingBags: a
+layer hook sees one vector per text. `NgramTokens` computes the same logits from the rows
 per position — each row times the model's learnt n-gram weight, summed — so that
-attributions.py can interpolate every row on its own (module docstring there). On a real
-text it gives the model's logits (`check`, run for every explained text). A pair holding
-<PAD> (only the all-<PAD> baseline has one inside its length) is the bigram table's padding
-row, and padding rows are zero here as the bags leave them out, so the baseline is the
-empty bag: f(baseline) is the head alone.
+attributions.py can interpolate every row on its own (module docstring there); it has one
+layer per n (`layers`: tokens, pairs, triples ...). On a real text it gives the model's
+logits (`check`, run for every explained text). An n-gram holding <PAD> (only the all-<PAD>
+baseline has one inside its length) is the n-gram table's padding row, and padding rows are
+zero here as the bags leave them out, so the baseline is the empty bag: f(baseline) is the
+head alone.
 """
 
 from __future__ import annotations
@@ -40,21 +41,31 @@ class NgramTokens(nn.Module):
         super().__init__()
         self.model = model
         self.unigrams = Rows(model.embedding, model.config.pad_id)
-        self.pairs = Rows(model.bigrams, 0)
+        # One view of the shared n-gram table per n, so that each n is a layer of its own.
+        self.runs = nn.ModuleList(Rows(model.bigrams, 0) for _ in range(2, model.config.ngrams + 1))
+        self.layers = [self.unigrams, *self.runs]
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         model, pad = self.model, self.model.config.pad_id
         real = length_mask(lengths.to(ids.device), ids.size(1))
         grams = ids.masked_fill(~real, pad)
-        pairs = model.bigram_ids(ids, real).masked_fill((grams[:, :-1] == pad) | (grams[:, 1:] == pad), 0)
+        runs, masks, scores = [grams], [real], [model.unigram_scores(grams).squeeze(-1)]
+        for n, (hashed, mask) in enumerate(model.ngram_ids(ids, real), start=2):
+            # A run holding <PAD> (the baseline's) is the padding row, as in the bag.
+            holds_pad = torch.zeros_like(mask)
+            for k in range(n):
+                holds_pad |= grams[:, k:k + hashed.size(1)] == pad
+            runs.append(hashed.masked_fill(holds_pad, 0))
+            masks.append(mask)
+            scores.append(model.bigram_scores(runs[-1]).squeeze(-1))
         # The n-gram weights, as NgramBag computes them: softmax of the learnt scores over the text.
-        scores = torch.cat([model.unigram_scores(grams).squeeze(-1), model.bigram_scores(pairs).squeeze(-1)], dim=1)
-        mask = torch.cat([real, real[:, 1:]], dim=1)
-        weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=1)
-        width = ids.size(1)
-        unigrams, bigrams = self.unigrams(grams), self.pairs(pairs)
-        total = ((weights[:, :width, None].to(unigrams.dtype) * unigrams).sum(1)
-                 + (weights[:, width:, None].to(bigrams.dtype) * bigrams).sum(1))
+        weights = torch.cat(scores, dim=1).float().masked_fill(~torch.cat(masks, dim=1), float("-inf")).softmax(dim=1)
+        total, start = 0, 0
+        for layer, ids_n in zip(self.layers, runs):
+            rows = layer(ids_n)
+            width = ids_n.size(1)
+            total = total + (weights[:, start:start + width, None].to(rows.dtype) * rows).sum(1)
+            start += width
         return model.head(total)
 
     def check(self, ids: torch.Tensor, lengths: torch.Tensor) -> None:

@@ -412,7 +412,8 @@ def model_config(options: ModelOptions, data: dict):
                          layers=options.layers, bidirectional=options.bidirectional,
                          dropout=options.dropout, embedding_dropout=options.embedding_dropout,
                          embedding_init=options.embedding_init, pad_id=int(data["pad_id"]),
-                         kernel_sizes=tuple(options.kernel_sizes), channels=options.channels)
+                         kernel_sizes=tuple(options.kernel_sizes), channels=options.channels,
+                         ngrams=options.ngrams)
     config.hidden_dim = resolve_hidden_dim(options.hidden_dim, options.model, config)
     return config
 
@@ -533,6 +534,7 @@ def _resumed_options(paths: ArtifactPaths, options: Options, given: set[str], *,
     kept = {k: v for k, v in saved["options"].items() if k not in ("name", "force", "config", "resume")}
     if kept.get("kernel_sizes") is not None:
         kept["kernel_sizes"] = tuple(kept["kernel_sizes"])
+    kept.setdefault("ngrams", 2)  # a run begun before --ngrams existed hashed pairs only
     resumed = replace(Options(**kept), name=name, resume=name, device=options.device, threads=options.threads)
     return resumed, saved
 

@@ -459,13 +459,15 @@ def _journal(root, text):
 def test_a_junk_line_in_a_tune_journal(pipeline_copy, junk):
     create = '{"op_code":0,"worker_id":"w-1","study_name":"bilstm-pool","directions":[2]}'
     path = _journal(pipeline_copy, f"{create}\n{junk}\n")
-    line = fails_cleanly(["tune", "--trials", "0"], pipeline_copy, match="line 2 is not a study journal entry")
+    line = fails_cleanly(["tune", "--model", "bilstm-pool", "--trials", "0"], pipeline_copy,
+                         match="line 2 is not a study journal entry")
     assert str(path) in line and "--study NAME" in line
 
 
 def test_a_journal_entry_optuna_cannot_replay(pipeline_copy):
     _journal(pipeline_copy, '{"op_code":0}\n')  # an operation without its fields
-    fails_cleanly(["tune", "--trials", "0"], pipeline_copy, match="is not a readable Optuna journal")
+    fails_cleanly(["tune", "--model", "bilstm-pool", "--trials", "0"], pipeline_copy,
+                  match="is not a readable Optuna journal")
 
 
 def test_a_last_line_being_written_is_left_alone(tmp_path):
@@ -478,7 +480,7 @@ def test_a_last_line_being_written_is_left_alone(tmp_path):
 
 @pytest.mark.parametrize("args, match", [
     (["train", "--seed", str(2**70)], "--seed 1180591620717411303424 must be in [0, 4294967295]"),
-    (["train", "--hidden-dim", "match:lstm@99999999"], "the size after @ must be in [1, 4096]"),
+    (["train", "--model", "lstm", "--hidden-dim", "match:lstm@99999999"], "the size after @ must be in [1, 4096]"),
     (["tune", "--jobs", "100000"], "--jobs 100000 must be in [1, 1024]"),
 ])
 def test_values_that_used_to_end_in_a_traceback(pipeline_copy, args, match):

@@ -79,8 +79,17 @@ CASES = [(name, layers, bi) for name in NAMES for layers in (1, 2) for bi in dir
 
 @pytest.mark.parametrize(("name", "layers", "bidirectional"), CASES)
 def test_padding_never_leaks(name, layers, bidirectional):
+    check_padding(name, tiny_config(layers=layers, bidirectional=bidirectional))
+
+
+@pytest.mark.parametrize("ngrams", [1, 3])
+def test_ngram_padding_never_leaks_whatever_its_longest_run(ngrams):
+    check_padding("ngram", tiny_config(ngrams=ngrams))
+
+
+def check_padding(name: str, config: ModelConfig) -> None:
     torch.manual_seed(0)
-    model = build_model(name, tiny_config(layers=layers, bidirectional=bidirectional)).eval()
+    model = build_model(name, config).eval()
     # Lengths 1 and 2 are shorter than the widest cnn kernel; the batch is wider than its
     # longest sequence, so every row has padding.
     lengths = [7, 1, 4, 2]
@@ -233,3 +242,22 @@ def test_attention_encoder_gradients_flow_through_checkpoints():
     ids, lengths = random_batch([5, 3], width=5)
     model.encode(ids, lengths).sum().backward()
     assert model.attention.v.weight.grad.abs().sum() > 0
+
+
+def test_ngram_pairs_hash_as_before_triples_and_old_runs_read_pairs():
+    """Runs saved before --ngrams existed hashed pairs as (a * M + b) mod (buckets - 1) + 1 and
+    had no triples: their configs load as ngrams=2, and pairs still land on the same rows."""
+    from rnnkit.models.ngram import _MULTIPLIER
+
+    config = tiny_config(ngrams=3, buckets=101)
+    model = build_model("ngram", config)
+    ids, lengths = random_batch([6, 3], width=6)
+    real = torch.arange(6)[None, :] < lengths[:, None]
+    (pairs, pair_mask), (triples, triple_mask) = model.ngram_ids(ids, real)
+    old = (ids[:, :-1] * _MULTIPLIER + ids[:, 1:]) % 100 + 1
+    assert torch.equal(pairs, old.masked_fill(~real[:, 1:], 0))
+    assert triples.shape == (2, 4) and torch.equal(triple_mask, real[:, 2:])
+    assert (triples[0] > 0).all() and (triples[1, 1:] == 0).all()  # 3 tokens: one triple, then padding
+    saved = config.to_dict()
+    del saved["ngrams"]
+    assert ModelConfig.from_dict(saved).ngrams == 2

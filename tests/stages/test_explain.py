@@ -34,12 +34,12 @@ TASKS = {"binary": ["neg", "pos"], "multiclass": ["a", "b", "c"], "multilabel": 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (conftest.py)
 
 
-def random_predictor(name: str, task: str, tokenizer=None, seed: int = 0) -> Predictor:
+def random_predictor(name: str, task: str, tokenizer=None, seed: int = 0, ngrams: int = 2) -> Predictor:
     """A model of the zoo with wide random weights (padding rows kept at zero), as a Predictor."""
     tokenizer = tokenizer or WordTokenizer(["<PAD>", "<UNK>", *WORDS])
     torch.manual_seed(seed)
     config = ModelConfig(vocab_size=len(tokenizer), num_outputs=1 if task == "binary" else 3, embedding_dim=16,
-                         hidden_dim=8, channels=8, buckets=1024)
+                         hidden_dim=8, channels=8, buckets=1024, ngrams=ngrams)
     model = build_model(name, config).eval()
     with torch.no_grad():
         for weight in model.parameters():
@@ -128,11 +128,13 @@ def test_explain_attention_weights_are_what_attn_lstm_reads():
     assert sum(explanation.attention) == pytest.approx(1.0)
 
 
-def test_explain_ngram_opens_its_bags_exactly():
+@pytest.mark.parametrize("ngrams", [1, 2, 3])
+def test_explain_ngram_opens_its_bags_exactly(ngrams):
     from rnnkit.interpret.ngram import NgramTokens
 
-    predictor = random_predictor("ngram", "multilabel")
+    predictor = random_predictor("ngram", "multilabel", ngrams=ngrams)
     opened = NgramTokens(predictor.model)
+    assert len(opened.layers) == ngrams  # tokens, pairs, triples: one layer each
     ids = torch.tensor([[2, 5, 7, 3, 4], [6, 2, 9, 0, 0], [8, 0, 0, 0, 0]])
     lengths = torch.tensor([5, 3, 1])
     with torch.no_grad():
@@ -143,6 +145,10 @@ def test_explain_ngram_opens_its_bags_exactly():
     [target] = one_word.targets[:1]
     assert len(target.attributions) == 1
     assert target.attributions[0] == pytest.approx(target.f_text - target.f_baseline, abs=1e-5)
+    # Longer than every n: each n-gram's share is spread over its tokens, and they add up exactly.
+    text = "the film was fantastic and the plot thin"
+    for target in Explainer(predictor).explain(text, predictor.predict([text], workers=1)[0]).targets:
+        assert sum(target.attributions) == pytest.approx(target.f_text - target.f_baseline, abs=1e-4)
 
 
 def test_explain_joins_bpe_pieces_into_words():
@@ -262,7 +268,7 @@ def test_explain_target_on_multiclass_and_multilabel_runs(topic_runs):
     assert isinstance(row["prediction"], list)
     expected = row["prediction"] or [max(row["probabilities"], key=row["probabilities"].get)]
     assert [t["target"] for t in row["targets"]] == expected and row["target"] == expected[0]
-    assert any("bigram" in note for note in row["notes"])  # ngram says how it was attributed
+    assert any("n-gram's share" in note for note in row["notes"])  # ngram says how it was attributed
     for t in row["targets"]:
         assert abs(t["delta"]) < 1e-3  # ngram is linear along the path: exact
     row = json.loads(ok(["explain", text, "--target", "grain", "--json", "--threads", "1", "--artifacts",

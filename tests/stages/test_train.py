@@ -20,7 +20,7 @@ from rnnkit.training.run_config import read_config
 
 # Small, and with what resuming must restore: dropout (the global RNG), batch order (its own
 # generator), Adam's moments, the warm-up + cosine schedule and early-stopping state.
-TINY = dict(embedding_dim=16, hidden_dim=8, batch_size=64, epochs=3, patience=0, threads=1, seed=3)
+TINY = dict(model="bilstm-pool", embedding_dim=16, hidden_dim=8, batch_size=64, epochs=3, patience=0, threads=1, seed=3)
 
 
 def weights(path: Path) -> dict:

@@ -43,7 +43,7 @@ def space_file(tmp_path) -> Path:
 
 def tune_args(root, space, study, *, trials, final_epochs=0, extra=()):
     return ["tune", "--trials", trials, "--epochs-per-trial", 1, "--final-epochs", final_epochs, "--space", space,
-            "--study", study, "--threads", 1, "--artifacts", root, *extra]
+            "--study", study, "--threads", 1, "--artifacts", root, "--model", "bilstm-pool", *extra]
 
 
 def load_trials(root: Path, study: str, url: str | None = None):

@@ -132,7 +132,12 @@ def test_auto_schedule_fits_the_size_of_the_data():
     assert auto_epochs(17_500, 64) == 8  # IMDB: 274 batches an epoch
     assert auto_epochs(300, 64) == 40  # 5 batches an epoch: capped
     assert auto_epochs(200_000, 64) == 5  # at least 5
+    # Multi-label: twice the steps and twice the cap (Reuters R90's 6,990 texts: 110 batches).
+    assert auto_epochs(6_990, 64, "multilabel") == 37 and auto_epochs(6_990, 64, "multiclass") == 19
+    assert auto_epochs(300, 64, "multilabel") == 80
     resolved = resolve_options(LoopOptions(), {"task": "multilabel", "y_train": torch.zeros(640, 3)}, default_lr=1e-2)
-    assert (resolved.epochs, resolved.patience, resolved.monitor, resolved.lr) == (40, 10, "val_micro_f1", 1e-2)
+    assert (resolved.epochs, resolved.patience, resolved.monitor, resolved.lr) == (80, 20, "val_micro_f1", 1e-2)
+    resolved = resolve_options(LoopOptions(), {"task": "binary", "y_train": torch.zeros(640)})
+    assert (resolved.epochs, resolved.patience, resolved.monitor, resolved.lr) == (40, 10, "val_accuracy", 1e-3)
     with pytest.raises(RnnkitError, match="does not apply to a binary task"):
         resolve_options(LoopOptions(monitor="val_micro_f1"), {"task": "binary", "y_train": torch.zeros(10)})

@@ -260,7 +260,8 @@ def print_show(result, console) -> None:
     if info.best_epoch is not None:
         epochs += f", best {info.best_epoch}" + (f" ({info.metric} {info.value:.4f})" if info.value is not None
                                                  else "")
-    facts.append(("epochs", epochs))
+    if epochs:  # (an ensemble trains no epochs of its own)
+        facts.append(("epochs", epochs))
     data = info.dataset_sha256 or "?"
     if rec["current_data"] is not None:
         data += " (the dataset.pt here)" if rec["current_data"] else " (not the dataset.pt here)"

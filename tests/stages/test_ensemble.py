@@ -171,6 +171,7 @@ def test_evaluate_predict_runs_and_explain_take_it(root):
     assert listing["ens"]["value"] is not None and listing["ens"]["current_data"] is True
     show = ok(["runs", "show", "ens", "--artifacts", root]).stdout
     assert "ensemble" in show and "tiny (bilstm-pool, weight" in show and "ngram (ngram, weight" in show
+    assert "epochs" not in show  # it trained none of its own: no empty line for them
     # The default-run rule takes it as any finished run with a validation metric.
     from rnnkit.training import checkpoints
 

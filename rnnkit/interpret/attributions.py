@@ -24,7 +24,7 @@ More steps make delta smaller. Every model of the zoo reads its ids through
 are untouched, because only the vectors are interpolated.
 
 The ngram model. Its `embedding` is an EmbeddingBag: it returns one summed vector per
-text, not one per token, and its hashed pairs and triples have a table of their own. It is
+text, not one per token, and its hashed pairs (and triples) have a table of their own. It is
 explained through `NgramTokens`, the same computation with the bags opened: the token rows
 and the n-gram rows per position, weighted by the model's learnt n-gram weights and summed. Each
 n-gram's row is interpolated from zero (the tables' padding row; baseline: no n-gram at

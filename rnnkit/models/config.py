@@ -47,8 +47,8 @@ class ModelOptions:
     """The model's hyper-parameters as a user gives them (`rnnkit train`, `rnnkit tune`, `rnnkit models`)."""
 
     # ngram by default: at rnnkit's defaults it scored above bilstm-pool and cnn on every dataset
-    # measured (IMDB, Reuters R8 and R90, the sample), in a tenth of their time (BENCHMARKS.md,
-    # "Every task shape"). The recurrent models are one --model away.
+    # measured (IMDB, Reuters R8 and R90, a 300-text multi-label set, the sample), in a tenth of
+    # their time (BENCHMARKS.md, "Every task shape"). The recurrent models are one --model away.
     model: str = option("ngram", "Model name (see `rnnkit models`).", tunable=True, panel="Model")
     # The upper bounds below are far above any useful size, but keep a typo (2e9) from
     # asking for more memory than any machine has; they show in --help as the range.
@@ -77,8 +77,8 @@ class ModelOptions:
     kernel_sizes: tuple[int, ...] = option((3, 4, 5), "Convolution widths, comma-separated.", low=1,
                                            high=MAX_KERNEL, example="3,4,5", cli_type=str, parse=parse_kernel_sizes,
                                            show=show_kernel_sizes, metavar="W,W,...", panel="Model")
-    # Pairs: triples (3) gained on IMDB only with a 4x larger n-gram table and the whole
-    # vocabulary, and lost on the sample and Reuters R8 (BENCHMARKS.md, "Every task shape").
+    # Pairs: triples (3) gained on IMDB only once the whole vocabulary was kept (most with a 4x
+    # larger n-gram table), and lost on the sample and Reuters R8 (BENCHMARKS.md, "Every task shape").
     ngrams: int = option(2, "ngram: the longest run of tokens in the bag (1: tokens alone, 2: and pairs, "
                          "3: and triples).", low=1, high=MAX_NGRAM, tunable=True, panel="Model")
 

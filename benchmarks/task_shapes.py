@@ -37,14 +37,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # noqa: E402  (benchmarks/baselines.py)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+R90 = SHARED / "reuters21578" / "reuters21578_modapte90.tsv.gz"
+R90_FLAGS = ["--label-col", "labels", "--multi-label", "--split-col", "split"]
+# `rnnkit prepare` arguments per dataset; r90-small's file is written when it is prepared
+# (prepare_args).
 DATASETS = {
     "sample": ["imdb", "--sample"],
     "imdb": ["imdb", "--source", str(SHARED / "aclImdb_v1.tar.gz")],
     "r8": ["csv", str(SHARED / "reuters21578" / "reuters21578_r8.tsv.gz"), "--split-col", "split"],
-    "r90": ["csv", str(SHARED / "reuters21578" / "reuters21578_modapte90.tsv.gz"), "--label-col", "labels",
-            "--multi-label", "--split-col", "split"],
-    "r90-small": ["csv", "(written by small_multilabel)", "--label-col", "labels", "--multi-label", "--split-col",
-                  "split"],
+    "r90": ["csv", str(R90), *R90_FLAGS],
+    "r90-small": None,
 }
 # r90-small: how many R90 texts it draws (seeded), from which split.
 SMALL_TRAIN, SMALL_TEST = 330, 600
@@ -75,7 +77,7 @@ def small_multilabel(folder: Path) -> Path:
     dropped). Written to folder/r90-small.tsv."""
     import pandas as pd
 
-    full = pd.read_csv(SHARED / "reuters21578" / "reuters21578_modapte90.tsv.gz", sep="\t")
+    full = pd.read_csv(R90, sep="\t")
     train = full[full["split"] == "train"].sample(SMALL_TRAIN, random_state=0)
     test = full[full["split"] == "test"].sample(SMALL_TEST, random_state=0)
     seen = {label for labels in train["labels"] for label in labels.split(", ")}
@@ -86,12 +88,18 @@ def small_multilabel(folder: Path) -> Path:
     return path
 
 
+def prepare_args(name: str, folder: Path) -> list[str]:
+    """`rnnkit prepare` arguments for dataset `name` (r90-small: its file written into `folder` first)."""
+    if name == "r90-small":
+        return ["csv", str(small_multilabel(folder)), *R90_FLAGS]
+    return DATASETS[name]
+
+
 def run_dataset(name: str, args) -> dict:
     root = Path(args.root) / name / "artifacts"
     root.parent.mkdir(parents=True, exist_ok=True)
-    if name == "r90-small":
-        DATASETS[name][1] = str(small_multilabel(root.parent))
-    seconds = {"prepare": rnnkit("prepare", *DATASETS[name], "--force", root=root, threads=args.threads),
+    prepare = prepare_args(name, root.parent)
+    seconds = {"prepare": rnnkit("prepare", *prepare, "--force", root=root, threads=args.threads),
                "tokenize": rnnkit("tokenize", "--force", root=root, threads=args.threads)}
     splits, task, label_names = baselines.load_splits(root)
     rows = []

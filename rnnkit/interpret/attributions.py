@@ -210,20 +210,20 @@ class Explainer:
         """captum's attributions (1, tokens, features) summed over the features; ngram's token
         and n-gram rows folded onto the tokens (an n-gram's n-th to each of its tokens)."""
         if not isinstance(found, list):  # one embedding layer
-            return found[0].sum(-1).double().cpu().tolist()
+            found = [found]
         if self.groups is None:
-            return _ngram_tokens(found).tolist()
+            return _fold_onto_tokens(found).tolist()
         # An ensemble: each member's layers folded as its own, then summed over the members.
         total, start = None, 0
         for size in self.groups:
             part = found[start : start + size]
             start += size
-            tokens = _ngram_tokens(part)
+            tokens = _fold_onto_tokens(part)
             total = tokens if total is None else total + tokens
         return total.tolist()
 
 
-def _ngram_tokens(found):
+def _fold_onto_tokens(found):
     """Per-token attributions from a model's token layers: the token rows' own, plus each
     n-gram's split evenly between its n tokens (found[k] holds the runs of k + 1 tokens; a
     model with one embedding layer has found[0] alone)."""

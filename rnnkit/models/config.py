@@ -40,6 +40,9 @@ MAX_LAYERS = 32
 MAX_KERNEL = 256
 MAX_VOCAB = 10_000_000
 MAX_NGRAM = 5
+# What runs saved before --ngrams existed hashed: pairs. Their saved settings lack the field and
+# must read as this even if the option's default changes (ModelConfig.from_dict, train --resume).
+NGRAMS_BEFORE_OPTION = 2
 
 
 @dataclass
@@ -127,6 +130,5 @@ class ModelConfig:
         kwargs = {k: v for k, v in data.items() if k in known}
         if "kernel_sizes" in kwargs:
             kwargs["kernel_sizes"] = tuple(kwargs["kernel_sizes"])
-        # Runs saved before --ngrams existed hashed pairs and no longer runs.
-        kwargs.setdefault("ngrams", 2)
+        kwargs.setdefault("ngrams", NGRAMS_BEFORE_OPTION)
         return cls(**kwargs)

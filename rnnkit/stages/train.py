@@ -35,7 +35,7 @@ from rnnkit.artifacts import (
     write_text,
 )
 from rnnkit.errors import RnnkitError, interrupts_deferred, sigterm_as_interrupt
-from rnnkit.models.config import ModelOptions
+from rnnkit.models.config import NGRAMS_BEFORE_OPTION, ModelOptions
 from rnnkit.options import defaults, option
 from rnnkit.training import checkpoints
 from rnnkit.training.device import DeviceOptions, configure_cpu, resolve_device
@@ -534,7 +534,7 @@ def _resumed_options(paths: ArtifactPaths, options: Options, given: set[str], *,
     kept = {k: v for k, v in saved["options"].items() if k not in ("name", "force", "config", "resume")}
     if kept.get("kernel_sizes") is not None:
         kept["kernel_sizes"] = tuple(kept["kernel_sizes"])
-    kept.setdefault("ngrams", 2)  # a run begun before --ngrams existed hashed pairs only
+    kept.setdefault("ngrams", NGRAMS_BEFORE_OPTION)
     resumed = replace(Options(**kept), name=name, resume=name, device=options.device, threads=options.threads)
     return resumed, saved
 

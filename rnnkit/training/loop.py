@@ -47,8 +47,8 @@ def auto_epochs(n_train: int, batch_size: int, task: str = BINARY) -> int:
     Why twice as many for multi-label tasks: each label's output learns from its own
     positives alone, a few dozen texts for most topics, where a single-label task's every
     text teaches every class. On Reuters R90 twice the steps raised ngram's test micro-F1 from
-    0.841 to 0.855-0.863, and on a 300-text, 52-topic subset from 0.633 (best epoch the 40th
-    of 40) to 0.708 (BENCHMARKS.md, "Every task shape").
+    0.841 to 0.861, and on a 300-text, 52-topic subset from 0.633 (best epoch the 40th of 40)
+    to 0.708 (BENCHMARKS.md, "Every task shape").
     """
     factor = MULTILABEL_FACTOR if task == MULTILABEL else 1
     steps_per_epoch = -(-n_train // batch_size)

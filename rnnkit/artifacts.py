@@ -47,6 +47,7 @@ DATASET_FORMAT = 1
 CHECKPOINT_FORMAT = 1
 PREPARED_FORMAT = 1
 EMBEDDINGS_FORMAT = 1
+PRETRAINED_FORMAT = 1
 
 
 class _Under:
@@ -71,6 +72,7 @@ class ArtifactPaths:
     word2idx = _Under("word2idx.pkl")
     tokenizer = _Under("tokenizer.json")
     embeddings = _Under("embeddings.pt")
+    pretrained = _Under("pretrained")  # language models of `rnnkit pretrain`, one folder each
     checkpoints = _Under("checkpoints")
     reports = _Under("reports")
     tune = _Under("tune")

@@ -45,6 +45,26 @@ def training_curves(history: list[dict], target: Path, *, metric: str, title: st
     plt.close(fig)
 
 
+def perplexity_curve(history: list[dict], target: Path, *, title: str) -> None:
+    """A language model's train and held-out perplexity against the tokens read (log scale:
+    perplexity falls by orders of magnitude early and by a few percent late)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    tokens = [h["tokens"] / 1e6 for h in history]
+    ax.plot(tokens, [h["train_ppl"] for h in history], "o-", label="train (since the last point, with dropout)")
+    ax.plot(tokens, [h["val_ppl"] for h in history], "o-", label="held-out")
+    ax.set(xlabel="tokens read, every direction counted (millions)", ylabel="perplexity", yscale="log", title=title)
+    from matplotlib.ticker import FormatStrFormatter
+
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):  # 600, not 6 x 10^2
+        axis(FormatStrFormatter("%g"))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    write_with(target, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
 def confusion_matrix(matrix, labels: list[str], target: Path, *, title: str) -> None:
     """Counts, rows true and columns predicted. Colour is each row's share, so that a rare
     class's mistakes show as clearly as a frequent one's; the figure grows with the classes

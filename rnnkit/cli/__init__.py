@@ -23,6 +23,7 @@ from rnnkit.cli import (
     models,
     predict,
     prepare,
+    pretrain,
     report,
     runs,
     tokenize,
@@ -33,8 +34,8 @@ from rnnkit.cli.common import Group, QuietOption, with_example
 
 
 class Pipeline(Group):
-    order = ("prepare", "tokenize", "embed", "train", "tune", "ensemble", "evaluate", "predict", "explain", "report",
-             "runs", "ablate-gates", "models")
+    order = ("prepare", "tokenize", "embed", "pretrain", "train", "tune", "ensemble", "evaluate", "predict", "explain",
+             "report", "runs", "ablate-gates", "models")
 
 
 app = typer.Typer(
@@ -49,9 +50,9 @@ app = typer.Typer(
 
 # In the order of the workflow (`Group` lists them so): each module's COMMAND, SUMMARY (its line in
 # `rnnkit --help`) and EXAMPLE (the last line of its own --help).
-COMMANDS = {"tokenize": tokenize, "embed": embed, "train": train, "tune": tune, "ensemble": ensemble,
-            "evaluate": evaluate, "predict": predict, "explain": explain, "report": report, "ablate-gates": ablate,
-            "models": models}
+COMMANDS = {"tokenize": tokenize, "embed": embed, "pretrain": pretrain, "train": train, "tune": tune,
+            "ensemble": ensemble, "evaluate": evaluate, "predict": predict, "explain": explain, "report": report,
+            "ablate-gates": ablate, "models": models}
 
 
 app.add_typer(prepare.app, name="prepare", short_help=prepare.SUMMARY,

@@ -43,6 +43,10 @@ MAX_NGRAM = 5
 # What runs saved before --ngrams existed hashed: pairs. Their saved settings lack the field and
 # must read as this even if the option's default changes (ModelConfig.from_dict, train --resume).
 NGRAMS_BEFORE_OPTION = 2
+# `rnnkit pretrain`'s language model (models/language.py), here without torch for the command line:
+# the directions it reads the text in, and its softmaxes.
+LM_DIRECTIONS = {"forward": ("forward",), "backward": ("backward",), "both": ("forward", "backward")}
+LM_SOFTMAXES = ("adaptive", "full")
 
 
 @dataclass

@@ -137,3 +137,17 @@ class Head(nn.Sequential):
 
     def __init__(self, in_features: int, num_outputs: int, dropout: float):
         super().__init__(nn.Dropout(dropout), nn.Linear(in_features, num_outputs))
+
+
+def layer_groups(model: nn.Module) -> list[list[nn.Parameter]] | None:
+    """A recurrent classifier's parameters from the top down: [the head (everything else), the
+    top recurrent layer, ..., the first, the embedding]; None for a model without an `rnn`
+    (RaggedRNN) and an `embedding`. Discriminative learning rates and gradual unfreezing
+    (training/loop.py) treat each group as one layer."""
+    rnn, embedding = getattr(model, "rnn", None), getattr(model, "embedding", None)
+    if not isinstance(rnn, RaggedRNN) or not isinstance(embedding, nn.Embedding):
+        return None
+    layers = [list(layer.parameters()) for layer in rnn.layers]
+    below = {id(p) for group in layers for p in group} | {id(p) for p in embedding.parameters()}
+    head = [p for p in model.parameters() if id(p) not in below]
+    return [head, *layers[::-1], list(embedding.parameters())]

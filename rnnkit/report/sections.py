@@ -259,6 +259,11 @@ def settings_section(inputs: Inputs) -> Section:
     if ckpt.get("embeddings"):
         emb = ckpt["embeddings"]
         run_rows.append(("pretrained embeddings", emb.get("path", emb) if isinstance(emb, dict) else emb))
+    if isinstance(config.get("init_from"), dict):
+        init = config["init_from"]
+        ppl = init.get("val_ppl")
+        run_rows.append(("encoder from language model", f"{init.get('name')} ({init.get('directions')}"
+                         + (f", held-out perplexity {ppl:.1f}" if isinstance(ppl, (int, float)) else "") + ")"))
     body = h.pairs(run_rows)
     if options:
         from rnnkit.models.registry import unused_by

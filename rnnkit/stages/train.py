@@ -62,6 +62,9 @@ class Options(LoopOptions, ModelOptions, DeviceOptions):
 
     embeddings: str | None = option(None, "Initialise the embedding from artifacts/embeddings.pt (`rnnkit "
                                     "embed`) or a GloVe / word2vec text file.", panel="Model", metavar="PATH")
+    init_from: str | None = option(None, "Start the embedding and LSTM layers from a language model of `rnnkit "
+                                   "pretrain` (artifacts/pretrained/NAME); lstm, bilstm, bilstm-pool.",
+                                   panel="Model", metavar="NAME")
     name: str | None = option(None, "Run name. Default: <model>-<date>-<time>.", panel="Run", metavar="NAME")
     force: bool = option(False, "Replace an existing run of this --name (once the new one has finished).",
                          panel="Run")
@@ -78,9 +81,12 @@ class Options(LoopOptions, ModelOptions, DeviceOptions):
 
         ModelOptions.check(self)
         LoopOptions.check(self)
-        if self.freeze_embeddings_epochs and not self.embeddings:
+        if self.init_from and self.embeddings:
+            raise RnnkitError(f"--init-from {self.init_from} already sets the embedding — drop --embeddings "
+                              f"{self.embeddings}")
+        if self.freeze_embeddings_epochs and not (self.embeddings or self.init_from):
             raise RnnkitError(f"--freeze-embeddings-epochs {self.freeze_embeddings_epochs} freezes pretrained "
-                              f"vectors — pass --embeddings PATH too (e.g. artifacts/embeddings.pt)")
+                              f"vectors — pass --embeddings PATH (e.g. artifacts/embeddings.pt) or --init-from NAME too")
         if given is not None:
             check_takes(self.model, given)
 
@@ -158,6 +164,13 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str] | None, on_epoc
             pretrained = load_run_embeddings(paths, manifest, options, tokenizer_json,
                                              input_hashes[paths.rel(paths.tokenizer)])
             input_hashes = {**input_hashes, **pretrained.input_hashes}
+        encoder = None
+        if options.init_from:
+            from rnnkit.stages.pretrain import load_encoder
+
+            encoder, encoder_path = load_encoder(paths, options.init_from, input_hashes[paths.rel(paths.tokenizer)])
+            options = _sized_like_encoder(options, given, encoder["config"])
+            input_hashes = {**input_hashes, paths.rel(encoder_path): sha256_file(encoder_path)}
 
     given_options = options
     options = resolve_options(options, data, default_lr=spec.lr)
@@ -166,6 +179,7 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str] | None, on_epoc
     config = model_config(options, data)
     model = build_model(options.model, config)
     embeddings_info = apply_pretrained(model, pretrained, options, pad_id=config.pad_id)
+    init_info = apply_encoder(model, encoder, options, config) if encoder is not None else None
     model = model.to(device)
     dataset_sha = input_hashes[paths.rel(paths.dataset)]
     final_dir = paths.run_dir(name)
@@ -203,6 +217,7 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str] | None, on_epoc
         "label_names": list(data["label_names"]), "seed": options.seed, "versions": versions(),
         "data": {"dataset_sha256": dataset_sha, "tokenizer_sha256": input_hashes[paths.rel(paths.tokenizer)]},
         "epochs_run": 0, "best_epoch": None, "best": None,
+        **({"init_from": init_info} if init_info is not None else {}),
         **({"created": resumed["created"]} if resumed is not None and "created" in resumed else {}),
     }
     if state is not None:
@@ -446,6 +461,32 @@ def apply_pretrained(model, pretrained, options: Options, *, pad_id: int) -> dic
     err_console.print(f"embeddings: {info['rows']:,} of {info['vocab_size']:,} rows from {info['path']} "
                       f"({info['kind']}, scaled x{info['factor']:.3g}){frozen}", highlight=False)
     return info
+
+
+def _sized_like_encoder(options: Options, given: set[str], lm_config: dict) -> Options:
+    """--init-from: the language model's embedding size, hidden size and layers, unless given
+    (models/language.check_fits refuses sizes that differ)."""
+    from dataclasses import replace
+
+    taken = {k: lm_config[k] for k in ("embedding_dim", "hidden_dim", "layers") if k not in given}
+    return replace(options, **taken)
+
+
+def apply_encoder(model, encoder: dict, options: Options, config) -> dict:
+    """Copy the --init-from language model's encoder into `model` and say so; what was done, as plain data."""
+    from rnnkit.console import err_console
+    from rnnkit.models.language import LMConfig, check_fits, init_classifier
+
+    lm = LMConfig.from_dict(encoder["config"])
+    check_fits(options.model, config, lm, options.init_from)
+    copied = init_classifier(model, encoder["encoder"], lm)
+    history = encoder.get("history") or [{}]
+    ppl = history[-1].get("val_ppl")
+    err_console.print(f"init: embedding and LSTM layers ({copied:,} weights) from language model "
+                      f"{options.init_from} ({lm.directions}"
+                      + (f", held-out perplexity {ppl:.1f}" if ppl is not None else "") + ")", highlight=False)
+    return {"name": options.init_from, "directions": lm.directions, "weights": copied, "val_ppl": ppl,
+            "tokens": history[-1].get("tokens")}
 
 
 def _finish_run(paths, manifest, work_dir: Path, final_dir: Path, name: str, options: Options,

@@ -151,6 +151,14 @@ class LoopOptions:
     clip: float = option(1.0, "Max gradient norm (0: no clipping).", low=0, tunable=True, panel="Optimisation")
     freeze_embeddings_epochs: int = option(0, "Keep the --embeddings vectors fixed for the first N epochs, "
                                            "then train them.", low=0, tunable=True, panel="Optimisation")
+    # ULMFiT's fine-tuning (Howard & Ruder 2018), for a classifier that starts from a language model
+    # (`train --init-from`): lower layers hold general knowledge of the text that a high rate would
+    # overwrite before the head has learnt to use it. Each measured in BENCHMARKS.md ("Pretraining").
+    layer_lr_decay: float = option(1.0, "Discriminative learning rates: each layer below the head learns at the "
+                                   "rate of the one above / F (ULMFiT: 2.6; 1: one rate). Recurrent models.",
+                                   low=1, high=100, example="2.6", panel="Optimisation")
+    gradual_unfreeze: bool = option(False, "Train the head alone in epoch 1, then one more layer per epoch, top "
+                                    "down to the embedding (ULMFiT). Recurrent models.", panel="Optimisation")
     seed: int = option(0, "Seed for weights and batch order.", low=0, high=2**32 - 1, panel="Optimisation")
     amp: bool = option(False, "Mixed precision (bf16 on CPU, fp16 on CUDA).", panel="Hardware")
     compile: bool = option(False, "torch.compile the model.", panel="Hardware")
@@ -261,9 +269,12 @@ def fit(model, data: dict, options: LoopOptions, *, device,
     generator = torch.Generator().manual_seed(options.seed)
     n_batches = (len(lengths) + options.batch_size - 1) // options.batch_size
     use_scaler = options.amp and device.type == "cuda"
+    groups = _layer_groups(model, options)
+    scales = ({id(p): options.layer_lr_decay ** -depth for depth, group in enumerate(groups) for p in group}
+              if groups is not None and options.layer_lr_decay != 1.0 else None)
     optimizers = Optimizers(model, lr=options.lr, weight_decay=options.weight_decay, schedule=options.schedule,
                             total_steps=n_batches * options.epochs,
-                            scaler=torch.amp.GradScaler("cuda") if use_scaler else None)
+                            scaler=torch.amp.GradScaler("cuda") if use_scaler else None, lr_scales=scales)
     step_model = torch.compile(model) if options.compile else model
     loss_weights = weights.to(device) if weights is not None else None
 
@@ -276,6 +287,7 @@ def fit(model, data: dict, options: LoopOptions, *, device,
     # Frozen = no gradient: the embedding's grad stays None, which Adam and clipping skip; from
     # epoch freeze + 1 on it gets gradients and Adam starts its moments for it then.
     embedding = model.embedding.weight if freeze else None
+    unfreezing = groups if options.gradual_unfreeze else None
     first = 1
     if resume is not None:
         optimizers.load_state_dict(resume["optimizers"])
@@ -294,12 +306,20 @@ def fit(model, data: dict, options: LoopOptions, *, device,
                 "best_value": list(best_value), "stale": stale, "best_epoch": result.best_epoch,
                 "history": result.history, "times": times}
 
-    with progress_.resolve(progress) as report, _restore_requires_grad(embedding):
+    frozen_params = ([embedding] if embedding is not None else []) + [p for g in unfreezing or [] for p in g]
+    with progress_.resolve(progress) as report, _restore_requires_grad(frozen_params):
         for epoch in range(first, options.epochs + 1):
             started = time.perf_counter()
             model.train()
+            if unfreezing is not None:
+                # Epoch e trains the top e groups (the head first); the rest keep no gradient.
+                for depth, group in enumerate(unfreezing):
+                    for p in group:
+                        p.requires_grad_(depth < epoch)
+                if 1 < epoch <= len(unfreezing):
+                    report.note(f"epoch {epoch}: {_group_name(epoch - 1, len(unfreezing))} unfrozen")
             if embedding is not None:
-                embedding.requires_grad_(epoch > freeze)
+                embedding.requires_grad_(epoch > freeze and (unfreezing is None or epoch >= len(unfreezing)))
                 if epoch == freeze + 1:
                     report.note(f"epoch {epoch}: embeddings unfrozen (frozen for {freeze} epoch(s))")
             report.start_epoch(epoch, options.epochs, n_batches)
@@ -387,13 +407,37 @@ def validate(model, data: dict, task: str, *, device, amp: bool,
     return metrics, decision
 
 
+def _layer_groups(model, options: LoopOptions):
+    """The model's layer groups (models/layers.layer_groups) when discriminative rates or gradual
+    unfreezing ask for them; a one-line error for a model that has none."""
+    from rnnkit.models.layers import layer_groups
+
+    if options.layer_lr_decay == 1.0 and not options.gradual_unfreeze:
+        return None
+    groups = layer_groups(model)
+    if groups is None:
+        flag = "--layer-lr-decay" if options.layer_lr_decay != 1.0 else "--gradual-unfreeze"
+        raise RnnkitError(f"{flag} works layer by layer on the recurrent models (lstm, gru, bilstm, "
+                          f"bilstm-pool) — drop it for this model")
+    return groups
+
+
+def _group_name(depth: int, groups: int) -> str:
+    """depth 0 is the head, the last is the embedding, the others recurrent layers from the top."""
+    if depth == 0:
+        return "the head"
+    if depth == groups - 1:
+        return "the embedding"
+    return f"recurrent layer {groups - 1 - depth}"
+
+
 @contextlib.contextmanager
-def _restore_requires_grad(weight):
-    """Give a frozen weight (or None) its gradient back when training ends, however it ends."""
+def _restore_requires_grad(weights):
+    """Give frozen weights their gradient back when training ends, however it ends."""
     try:
         yield
     finally:
-        if weight is not None:
+        for weight in weights:
             weight.requires_grad_(True)
 
 

@@ -42,7 +42,9 @@ class Optimizers:
     """zero_grad / clip / step over Adam (dense parameters) and SparseAdam (sparse tables)."""
 
     def __init__(self, model: nn.Module, *, lr: float, weight_decay: float, schedule: str, total_steps: int,
-                 scaler=None):
+                 scaler=None, lr_scales: dict[int, float] | None = None):
+        """`lr_scales`: id(parameter) -> a factor on `lr` for it (discriminative learning rates;
+        parameters not listed learn at `lr`)."""
         sparse_ids = {id(p) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
                       and m.sparse for p in m.parameters()}
         params = list(model.parameters())
@@ -51,7 +53,12 @@ class Optimizers:
         self.params = params
         self.optimizers = []
         if dense:
-            self.optimizers.append(torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay))
+            scales = lr_scales or {}
+            by_scale: dict[float, list] = {}
+            for p in dense:
+                by_scale.setdefault(scales.get(id(p), 1.0), []).append(p)
+            groups = [{"params": group, "lr": lr * scale} for scale, group in sorted(by_scale.items(), reverse=True)]
+            self.optimizers.append(torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay))
         if sparse:  # (SparseAdam has no weight decay: a sparse table is regularised by dropout alone)
             self.optimizers.append(torch.optim.SparseAdam(sparse, lr=lr))
         factor = schedule_factor(schedule, total_steps)

@@ -16,7 +16,7 @@ from typer.main import get_command
 
 from rnnkit.cli import app
 
-PIPELINE = ["prepare", "tokenize", "embed", "train", "tune", "ensemble", "evaluate", "predict"]
+PIPELINE = ["prepare", "tokenize", "embed", "pretrain", "train", "tune", "ensemble", "evaluate", "predict"]
 
 
 def command_paths() -> list[list[str]]:

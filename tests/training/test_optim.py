@@ -40,3 +40,22 @@ def test_warmup_then_cosine_to_zero():
     assert [factor(s) for s in (0, 4)] == pytest.approx([0.2, 1.0])  # linear warm-up over 5 steps
     assert factor(5) == 1.0 and factor(52) == pytest.approx(0.5, abs=0.02) and factor(100) == pytest.approx(0.0)
     assert schedule_factor("constant", 100)(50) == 1.0
+
+
+def test_discriminative_rates_divide_each_layer_below_the_head_by_the_factor():
+    from rnnkit.models.layers import layer_groups
+
+    model = build_model("bilstm-pool", ModelConfig(vocab_size=30, num_outputs=1, embedding_dim=4, hidden_dim=3,
+                                                   layers=2))
+    groups = layer_groups(model)
+    # head, recurrent layer 2, recurrent layer 1, embedding: every parameter in exactly one
+    assert [len(g) for g in groups] == [2, 8, 8, 1]
+    assert sorted(id(p) for g in groups for p in g) == sorted(id(p) for p in model.parameters())
+    assert groups[1][0] is model.rnn.layers[1][0].weight_ih_l0 and groups[-1][0] is model.embedding.weight
+    scales = {id(p): 2.0 ** -depth for depth, group in enumerate(groups) for p in group}
+    optimizers = Optimizers(model, lr=0.1, weight_decay=0.0, schedule="constant", total_steps=10, lr_scales=scales)
+    rate = {id(p): g["lr"] for g in optimizers.optimizers[0].param_groups for p in g["params"]}
+    for depth, group in enumerate(groups):
+        assert all(rate[id(p)] == pytest.approx(0.1 / 2**depth) for p in group)
+    assert optimizers.lr == pytest.approx(0.1)  # what the loop reports: the head's rate
+    assert layer_groups(build_model("cnn", ModelConfig(vocab_size=30, num_outputs=1))) is None

@@ -86,7 +86,8 @@ class Options(LoopOptions, ModelOptions, DeviceOptions):
                               f"{self.embeddings}")
         if self.freeze_embeddings_epochs and not (self.embeddings or self.init_from):
             raise RnnkitError(f"--freeze-embeddings-epochs {self.freeze_embeddings_epochs} freezes pretrained "
-                              f"vectors — pass --embeddings PATH (e.g. artifacts/embeddings.pt) or --init-from NAME too")
+                              f"vectors — pass --embeddings PATH (e.g. artifacts/embeddings.pt) or --init-from NAME "
+                              f"too")
         if given is not None:
             check_takes(self.model, given)
 

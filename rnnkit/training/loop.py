@@ -149,11 +149,13 @@ class LoopOptions:
     pos_weight: str = option("auto", "Multi-label positive weights: auto (sqrt(neg/pos) per label, capped at "
                              "30), none, or a number.", panel="Optimisation", metavar="WEIGHT")
     clip: float = option(1.0, "Max gradient norm (0: no clipping).", low=0, tunable=True, panel="Optimisation")
-    freeze_embeddings_epochs: int = option(0, "Keep the --embeddings vectors fixed for the first N epochs, "
-                                           "then train them.", low=0, tunable=True, panel="Optimisation")
+    freeze_embeddings_epochs: int = option(0, "Keep the pretrained vectors (--embeddings, --init-from) fixed for "
+                                           "the first N epochs, then train them.", low=0, tunable=True,
+                                           panel="Optimisation")
     # ULMFiT's fine-tuning (Howard & Ruder 2018), for a classifier that starts from a language model
     # (`train --init-from`): lower layers hold general knowledge of the text that a high rate would
-    # overwrite before the head has learnt to use it. Each measured in BENCHMARKS.md ("Pretraining").
+    # overwrite before the head has learnt to use it. Off by default: with the one-epoch, 128-unit
+    # language model measured on IMDB each one lost to plain fine-tuning (BENCHMARKS.md, "Pretraining").
     layer_lr_decay: float = option(1.0, "Discriminative learning rates: each layer below the head learns at the "
                                    "rate of the one above / F (ULMFiT: 2.6; 1: one rate). Recurrent models.",
                                    low=1, high=100, example="2.6", panel="Optimisation")

@@ -18,6 +18,7 @@ import time
 import torch
 
 from rnnkit.artifacts import Manifest, artifact_paths
+from rnnkit.data.prepared import unlabeled_corpus_files
 from rnnkit.models.language import LanguageModel, LMConfig, cutoffs_for
 from rnnkit.stages import pretrain
 from rnnkit.text.base import Tokenizer
@@ -49,10 +50,10 @@ def main() -> None:
 
     paths = artifact_paths(args.artifacts)
     defaults = pretrain.Options()
-    files = pretrain._corpus_files(paths, Manifest(paths))
+    files = unlabeled_corpus_files(paths, Manifest(paths))
     corpus = pretrain.read_corpus(files, val_share=defaults.val_share, seed=defaults.seed)
     tokenizer = Tokenizer.load(paths.tokenizer)
-    train_stream, val_stream = pretrain._streams(tokenizer, corpus, defaults)
+    train_stream, val_stream = pretrain.token_streams(tokenizer, corpus)
     train_stream = train_stream[: args.tokens]
     vocab = tokenizer.vocab_size
     rank = frequency_rank(train_stream, vocab)

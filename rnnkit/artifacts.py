@@ -153,6 +153,24 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def replace_folder(work: Path, final: Path, old: Path) -> bool:
+    """Put the finished folder `work` in place as `final`: an existing `final` is first renamed
+    to `old`, `work` renamed to `final`, then `old` deleted. A process killed at any point leaves
+    one whole folder in `final` or `old` (never a half-deleted one in `final`). True when an
+    older `final` was replaced. The caller holds the lock of what the folder holds."""
+    import shutil
+
+    replaced = final.exists()
+    if replaced:
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
+    work.rename(final)
+    fsync_folder(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return replaced
+
+
 def remove_stale_temps(folder: Path) -> list[Path]:
     """Remove the temporary files of atomic writes whose process is gone (killed mid-write);
     returns them. A temporary file of a running process is left alone."""

@@ -53,6 +53,9 @@ def perplexity_curve(history: list[dict], target: Path, *, title: str) -> None:
     tokens = [h["tokens"] / 1e6 for h in history]
     ax.plot(tokens, [h["train_ppl"] for h in history], "o-", label="train (since the last point, with dropout)")
     ax.plot(tokens, [h["val_ppl"] for h in history], "o-", label="held-out")
+    # The figure a reader wants, written out: the log axis has no tick near it.
+    ax.annotate(f"{history[-1]['val_ppl']:.1f}", (tokens[-1], history[-1]["val_ppl"]), textcoords="offset points",
+                xytext=(-6, 6), ha="right", fontsize=9, color="C1")
     ax.set(xlabel="tokens read, every direction counted (millions)", ylabel="perplexity", yscale="log", title=title)
     from matplotlib.ticker import FormatStrFormatter
 

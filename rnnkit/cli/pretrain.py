@@ -17,8 +17,11 @@ def pretrain(paths, options: Options, given: set[str]) -> None:
     console.print(f"pretrained {result.name}: held-out perplexity {first['val_ppl']:.1f} -> {last['val_ppl']:.1f} "
                   f"after {last['tokens']:,} tokens ({last['tokens_per_second']:,} tokens/s, "
                   f"{result.seconds:.0f} s) -> {result.path}", soft_wrap=True, highlight=False)
-    console.print(f"next: rnnkit train --model bilstm-pool --init-from {result.name}", soft_wrap=True,
-                  highlight=False)
+    # A BiLSTM takes both directions; a forward model starts an lstm; a backward one alone, nothing.
+    model = {"both": "bilstm-pool", "forward": "lstm"}.get(result.directions)
+    if model is not None:
+        console.print(f"next: rnnkit train --model {model} --init-from {result.name}", soft_wrap=True,
+                      highlight=False)
 
 
 COMMAND = command(Options, pretrain)

@@ -39,3 +39,20 @@ def unlabeled_split(paths: ArtifactPaths, manifest: Manifest) -> Path | None:
     path = paths.prepared / "unlabeled.parquet"
     recorded = manifest.stages.get("prepare", {}).get("outputs", {})
     return path if path.exists() and paths.rel(path) in recorded else None
+
+
+def unlabeled_corpus_files(paths: ArtifactPaths, manifest: Manifest) -> list[Path]:
+    """The texts a model may learn from without labels: prepared/train.parquet, plus
+    unlabeled.parquet when the last prepare wrote it — never val or test, which runs are
+    measured on (`rnnkit embed`, `rnnkit pretrain`)."""
+    unlabeled = unlabeled_split(paths, manifest)
+    return [paths.prepared / "train.parquet"] + ([unlabeled] if unlabeled is not None else [])
+
+
+def check_tokenizer_learned_from(paths: ArtifactPaths, manifest: Manifest, input_hashes: dict[str, str]) -> None:
+    """The tokenizer must have been learned from the train split read now (`input_hashes`)."""
+    rel = paths.rel(paths.prepared / "train.parquet")
+    learned = manifest.stages.get("tokenize", {}).get("inputs", {}).get(rel)
+    if learned is not None and learned != input_hashes[rel]:
+        raise RnnkitError(f"tokenizer.json was learned from an older {rel} (prepare ran since) — "
+                          f"re-run `rnnkit tokenize` first")

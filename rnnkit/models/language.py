@@ -155,13 +155,14 @@ class LanguageModel(nn.Module):
 
 
 def check_fits(model_name: str, classifier_config, lm: LMConfig, source: str) -> None:
-    """A one-line error when a classifier cannot take this language model's encoder."""
+    """A one-line error when a classifier cannot take this language model's encoder (the
+    vocabulary is the same: stages/pretrain.load_encoder has checked the tokenizer's hash)."""
     if model_name not in LSTM_CLASSIFIERS:
         raise RnnkitError(f"--init-from starts an LSTM encoder, and --model {model_name} has none — use one of: "
                           f"{', '.join(LSTM_CLASSIFIERS)}")
     mismatched = [f"--{flag} {getattr(classifier_config, attr)} (the language model's: {getattr(lm, attr)})"
                   for attr, flag in (("embedding_dim", "embedding-dim"), ("hidden_dim", "hidden-dim"),
-                                     ("layers", "layers"), ("vocab_size", "vocabulary"))
+                                     ("layers", "layers"))
                   if getattr(classifier_config, attr) != getattr(lm, attr)]
     if mismatched:
         raise RnnkitError(f"--init-from {source}: {mismatched[0]} — drop the option to take the language "

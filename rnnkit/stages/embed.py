@@ -101,9 +101,11 @@ def _embed(paths: ArtifactPaths, options: Options) -> Result:
         input_hashes[paths.rel(vectors_path)] = sha256_file(vectors_path)
         corpus_files: list[Path] = []
     else:
-        corpus_files = _corpus_files(paths, manifest)
+        from rnnkit.data.prepared import check_tokenizer_learned_from, unlabeled_corpus_files
+
+        corpus_files = unlabeled_corpus_files(paths, manifest)
         input_hashes.update(manifest.verify(corpus_files, produced_by="prepare", rerun="rnnkit prepare"))
-        _check_tokenizer_learned_from(paths, manifest, input_hashes)
+        check_tokenizer_learned_from(paths, manifest, input_hashes)
     params = options.params()
     if not options.force and manifest.up_to_date("embed", params=params, input_hashes=input_hashes):
         data = load_embeddings_pt(paths.embeddings)
@@ -156,23 +158,6 @@ def _embed(paths: ArtifactPaths, options: Options) -> Result:
     manifest.record("embed", params=params, input_hashes=input_hashes, outputs=[paths.embeddings])
     return Result(False, paths.embeddings, tokenizer.vocab_size, covered, int(vectors.shape[1]), source,
                   texts, tokens, time.perf_counter() - started)
-
-
-def _corpus_files(paths: ArtifactPaths, manifest: Manifest) -> list[Path]:
-    """prepared/train.parquet, plus unlabeled.parquet when the last prepare wrote it."""
-    from rnnkit.data.prepared import unlabeled_split
-
-    unlabeled = unlabeled_split(paths, manifest)
-    return [paths.prepared / "train.parquet"] + ([unlabeled] if unlabeled is not None else [])
-
-
-def _check_tokenizer_learned_from(paths: ArtifactPaths, manifest: Manifest, input_hashes: dict[str, str]) -> None:
-    """The tokenizer must have been learned from the train split word2vec reads now."""
-    rel = paths.rel(paths.prepared / "train.parquet")
-    learned = manifest.stages.get("tokenize", {}).get("inputs", {}).get(rel)
-    if learned is not None and learned != input_hashes[rel]:
-        raise RnnkitError(f"tokenizer.json was learned from an older {rel} (prepare ran since) — "
-                          f"re-run `rnnkit tokenize` first")
 
 
 def _check_vectors_path(path: Path) -> None:

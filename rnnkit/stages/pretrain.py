@@ -98,6 +98,7 @@ class Result:
     texts: int
     parameters: int
     seconds: float
+    directions: str  # as trained (--directions)
 
 
 def run(paths: ArtifactPaths, options: Options, given: set[str] | None = None, *,
@@ -126,8 +127,17 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str], on_eval) -> Re
 
     import torch
 
-    from rnnkit.artifacts import PRETRAINED_FORMAT, sha256_file, torch_load, torch_save, write_json, write_text
+    from rnnkit.artifacts import (
+        PRETRAINED_FORMAT,
+        replace_folder,
+        sha256_file,
+        torch_load,
+        torch_save,
+        write_json,
+        write_text,
+    )
     from rnnkit.console import err_console
+    from rnnkit.data.prepared import check_tokenizer_learned_from, unlabeled_corpus_files
     from rnnkit.models.language import LanguageModel, LMConfig, cutoffs_for
     from rnnkit.models.sizing import count_parameters
     from rnnkit.plots import perplexity_curve
@@ -161,8 +171,9 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str], on_eval) -> Re
         manifest = Manifest(paths)
         input_hashes = manifest.verify([paths.tokenizer], produced_by="tokenize", rerun="rnnkit tokenize")
         tokenizer_sha = input_hashes[paths.rel(paths.tokenizer)]
-        corpus_files = _corpus_files(paths, manifest)
+        corpus_files = unlabeled_corpus_files(paths, manifest)
         input_hashes.update(manifest.verify(corpus_files, produced_by="prepare", rerun="rnnkit prepare"))
+        check_tokenizer_learned_from(paths, manifest, input_hashes)
         if saved is not None and saved["tokenizer_sha256"] != tokenizer_sha:
             raise RnnkitError(f"{work_dir} was pretrained with another tokenizer.json than the one in {paths.root}/ "
                               f"— it cannot be resumed on this one; pretrain anew with --force")
@@ -170,8 +181,7 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str], on_eval) -> Re
         corpus = read_corpus(corpus_files, val_share=options.val_share, seed=options.seed)
 
     started = time.perf_counter()
-    streams = _streams(tokenizer, corpus, options)
-    train_stream, val_stream = streams
+    train_stream, val_stream = token_streams(tokenizer, corpus)
     if options.max_tokens:
         train_stream = train_stream[: options.max_tokens]
     rows = {d: batchify(train_stream if d == "forward" else train_stream.flip(0), options.batch_size)
@@ -239,16 +249,15 @@ def _run(paths: ArtifactPaths, options: Options, given: set[str], on_eval) -> Re
     history = result.history
     perplexity_curve(history, work_dir / "perplexity.png",
                      title=f"{name}: LSTM language model ({options.directions})")
-    (work_dir / STATE_FILE).unlink()  # finished: nothing to resume, and it is the largest file
     outputs = [work_dir / f for f in (ENCODER_FILE, "metrics.jsonl", "perplexity.png", SETTINGS_FILE)]
     output_hashes = {paths.rel(final_dir / f.name): sha256_file(f) for f in outputs}
     manifest.record(f"pretrain/{name}", params=options.params(), input_hashes=input_hashes,
                     output_hashes=output_hashes)
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    work_dir.rename(final_dir)
+    # As `train` puts a run in place: an older model of this name is replaced only by a finished one.
+    replace_folder(work_dir, final_dir, paths.pretrained / f".{name}.old")
+    (final_dir / STATE_FILE).unlink()  # finished: nothing to resume, and it is the largest file
     return Result(name, final_dir, history, len(train_stream), len(val_stream), corpus.texts, n_params,
-                  time.perf_counter() - started)
+                  time.perf_counter() - started, options.directions)
 
 
 def _saved_settings(work_dir: Path, name: str) -> dict:
@@ -258,14 +267,6 @@ def _saved_settings(work_dir: Path, name: str) -> dict:
         raise RnnkitError(f"no interrupted pretraining {name!r} to resume ({work_dir} has no {STATE_FILE}) — "
                           f"run `rnnkit pretrain --name {name}` without --resume")
     return read_json(work_dir / SETTINGS_FILE, what=SETTINGS_FILE, fix=f"pretrain {name!r} anew with --force")
-
-
-def _corpus_files(paths: ArtifactPaths, manifest: Manifest) -> list[Path]:
-    """prepared/train.parquet, plus unlabeled.parquet when the last prepare wrote it: never val or test."""
-    from rnnkit.data.prepared import unlabeled_split
-
-    unlabeled = unlabeled_split(paths, manifest)
-    return [paths.prepared / "train.parquet"] + ([unlabeled] if unlabeled is not None else [])
 
 
 @dataclass
@@ -298,7 +299,7 @@ def read_corpus(files: list[Path], *, val_share: float, seed: int) -> Corpus:
     return Corpus(train, val, sum(map(len, per_file)))
 
 
-def _streams(tokenizer, corpus: Corpus, options: Options):
+def token_streams(tokenizer, corpus: Corpus):
     """The train and held-out texts as token streams (training/lm.text_stream), with a progress bar."""
     from rnnkit.console import training_progress
     from rnnkit.text.base import PAD_ID

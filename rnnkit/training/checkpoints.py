@@ -470,20 +470,9 @@ def old_dir(paths: ArtifactPaths, name: str) -> Path:
 def swap_into_place(paths: ArtifactPaths, name: str) -> bool:
     """Rename .<name>.partial/ to <name>/ (steps above); True when an older <name>/ was replaced.
     The caller holds the run's lock."""
-    import shutil
+    from rnnkit.artifacts import replace_folder
 
-    from rnnkit.artifacts import fsync_folder
-
-    final, work, old = paths.run_dir(name), partial_dir(paths, name), old_dir(paths, name)
-    replaced = final.exists()
-    if replaced:
-        if old.exists():
-            shutil.rmtree(old)
-        final.rename(old)
-    work.rename(final)
-    fsync_folder(paths.checkpoints)
-    shutil.rmtree(old, ignore_errors=True)
-    return replaced
+    return replace_folder(partial_dir(paths, name), paths.run_dir(name), old_dir(paths, name))
 
 
 def _matches_record(paths: ArtifactPaths, name: str, folder: Path, entry: dict | None) -> bool:

@@ -9,10 +9,10 @@ to the next (detached), so a row is read as the continuous text it is. The backw
 direction reads the reversed stream the same way.
 
 `pretrain_fit` evaluates on the held-out stream every `eval_every` steps and at the end of
-every epoch, and at each of those points hands `on_eval` everything a later call needs to
-continue exactly from there (weights, optimizer, schedule, random generators, the carried
-LSTM state, the history): `resume=` that state is the uninterrupted trajectory, bit for bit
-on the CPU.
+every epoch (one evaluation where the two fall within half an interval), and at each of
+those points hands `on_eval` everything a later call needs to continue exactly from there
+(weights, optimizer, schedule, random generators, the carried LSTM state, the history):
+`resume=` that state is the uninterrupted trajectory, bit for bit on the CPU.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from rnnkit.errors import RnnkitError
 
 
 def text_stream(tokenizer, texts, pad_id: int, advance: Callable[[int], None] | None = None):
@@ -55,10 +57,9 @@ def frequency_rank(stream, vocab_size: int):
     """rank[id]: the id's position when the vocabulary is sorted by count in `stream` (ties by id)."""
     import torch
 
-    counts = torch.bincount(stream, minlength=vocab_size)
-    order = sorted(range(vocab_size), key=lambda i: (-int(counts[i]), i))
+    order = torch.argsort(-torch.bincount(stream, minlength=vocab_size), stable=True)
     rank = torch.empty(vocab_size, dtype=torch.int64)
-    rank[torch.tensor(order)] = torch.arange(vocab_size)
+    rank[order] = torch.arange(vocab_size)
     return rank
 
 
@@ -102,9 +103,10 @@ def pretrain_fit(model, train_rows: dict, val_rows: dict, *, epochs: int, bptt: 
                  progress=True) -> LMFitResult:
     """Train `model` on `train_rows` (direction -> batchified stream) for `epochs` passes.
 
-    After every `eval_every` steps (0: at epoch ends only) and at the end of every epoch, the
-    held-out loss is measured and `on_eval(record, state)` called: the record (epoch, step,
-    tokens seen, train and validation loss and perplexity, tokens/s) and the state to resume from.
+    After every `eval_every` steps (0: at epoch ends only; none within eval_every / 2 steps of
+    the epoch's end) and at the end of every epoch, the held-out loss is measured and
+    `on_eval(record, state)` called: the record (epoch, step, tokens seen, train and
+    validation loss and perplexity, tokens/s) and the state to resume from.
     """
     import torch
 
@@ -166,8 +168,6 @@ def pretrain_fit(model, train_rows: dict, val_rows: dict, *, epochs: int, bptt: 
                 state = _detach(state)
                 value = float(loss.detach())
                 if not math.isfinite(value):
-                    from rnnkit.errors import RnnkitError
-
                     raise RnnkitError(f"pretraining diverged at epoch {epoch}, step {step + 1}: the loss is {value} "
                                       f"— lower --lr (now {lr:g}) or keep --clip on")
                 step += 1
@@ -178,7 +178,10 @@ def pretrain_fit(model, train_rows: dict, val_rows: dict, *, epochs: int, bptt: 
                     elapsed = seconds + time.perf_counter() - started
                     report.advance(step, f"loss {running / since:.3f}  ppl {math.exp(min(running / since, 50)):.1f}  "
                                          f"{tokens / max(elapsed, 1e-9):,.0f} tok/s")
-                if (eval_every and step % eval_every == 0) or step == per_epoch:
+                # Every eval_every steps and at the epoch's end; not both within half an interval
+                # (an evaluation is a pass over the held-out text).
+                periodic = eval_every and step % eval_every == 0 and per_epoch - step >= eval_every // 2
+                if periodic or step == per_epoch:
                     seconds += time.perf_counter() - started
                     val = evaluate(model, val_rows, bptt=bptt, device=device, amp=amp)
                     train_loss = running / since
